@@ -1,0 +1,369 @@
+"""The plugin manager: built-in plugins first, then the ``zoo`` entry points.
+
+Loading runs once per process, on first use of the registry (or when the CLI
+asks). A plugin that fails to import, or whose hook raises, is recorded with
+its error and contributes nothing; the others load as usual.
+
+``ZOO_PLUGINS`` limits which third-party plugins load: unset loads all,
+an empty value loads none, ``a,b`` loads only the entry points named a and b.
+The built-in plugins always load.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import warnings
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Callable, Iterable
+
+import pluggy
+
+from zoo import hookspecs
+from zoo.errors import DuplicateNameError, InvalidSpecError, ZooError
+from zoo.extensions import DatasetSource, ExportFormat, NamedTable, WeightSource
+from zoo.registry import ModelRegistry, ModelSpec
+
+ENTRY_POINT_GROUP = "zoo"
+ENV_ALLOWLIST = "ZOO_PLUGINS"
+
+# The tool's own features, registered through the same hooks as third parties.
+DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
+    ("zoo.models", "zoo.default_plugins.models"),
+)
+
+HOOK_NAMES = (
+    "register_models",
+    "register_weight_sources",
+    "register_datasets",
+    "register_exporters",
+    "register_commands",
+)
+
+BUILTIN_COMMANDS = frozenset(
+    {"list", "info", "plugins", "train", "evaluate", "predict", "finetune", "pretrain", "export", "bench"}
+)
+
+
+class PluginLoadWarning(UserWarning):
+    """A plugin failed to load or one of its hooks raised."""
+
+
+@dataclass
+class PluginInfo:
+    """What ``zoo plugins`` shows about one plugin."""
+
+    name: str
+    module: str
+    builtin: bool
+    distribution: str | None = None
+    version: str | None = None
+    hooks: list[str] = field(default_factory=list)
+    registered: dict[str, list[str]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    skipped: bool = False  # excluded by ZOO_PLUGINS / --no-plugins
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "module": self.module,
+            "builtin": self.builtin,
+            "distribution": self.distribution,
+            "version": self.version,
+            "hooks": self.hooks,
+            "registered": self.registered,
+            "errors": self.errors,
+            "skipped": self.skipped,
+        }
+
+
+class ZooPluginManager:
+    """Holds the pluggy manager and the registries the hooks fill."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager("zoo")
+        self.pm.add_hookspecs(hookspecs)
+        self.models = ModelRegistry()
+        self.weight_sources: list[WeightSource] = []
+        self.datasets: NamedTable[DatasetSource] = NamedTable("dataset scheme", "scheme")
+        self.exporters: NamedTable[ExportFormat] = NamedTable("export format", "name")
+        self.commands: dict[str, Any] = {}
+        self.plugins: dict[str, PluginInfo] = {}
+        self._warned = False
+
+    # -- loading ---------------------------------------------------------------
+
+    def load(self, allow: Iterable[str] | None = None, defaults: Iterable[tuple[str, str]] = DEFAULT_PLUGINS) -> None:
+        """Register the built-ins and the allowed entry points, then run every hook."""
+        allowed = None if allow is None else set(allow)
+        for name, module in defaults:
+            info = PluginInfo(name=name, module=module, builtin=True)
+            self.plugins[name] = info
+            try:
+                self._register(importlib.import_module(module), info)
+            except Exception as exc:  # a broken install must not take the CLI down
+                info.errors.append(f"error importing plugin {name!r}: {_describe(exc)}")
+        for ep in _entry_points():
+            dist = getattr(ep, "dist", None)
+            info = PluginInfo(
+                name=ep.name,
+                module=ep.value,
+                builtin=False,
+                distribution=getattr(dist, "name", None),
+                version=getattr(dist, "version", None),
+            )
+            if ep.name in self.plugins:
+                info.errors.append(f"plugin name {ep.name!r} is already taken by {self.plugins[ep.name].module!r}")
+                self.plugins[f"{ep.name} ({ep.value})"] = info
+                continue
+            self.plugins[ep.name] = info
+            if allowed is not None and ep.name not in allowed:
+                info.skipped = True
+                continue
+            try:
+                self._register(ep.load(), info)
+            except Exception as exc:
+                info.errors.append(f"error importing plugin {ep.name!r}: {_describe(exc)}")
+        for hook in HOOK_NAMES:
+            self._run_hook(hook)
+
+    def register_plugin(self, obj: Any, name: str) -> PluginInfo:
+        """Register an in-process plugin object (tests, notebooks) and run its hooks."""
+        info = PluginInfo(name=name, module=getattr(obj, "__name__", repr(obj)), builtin=False)
+        self.plugins[name] = info
+        try:
+            self._register(obj, info)
+        except Exception as exc:
+            info.errors.append(f"error registering plugin {name!r}: {_describe(exc)}")
+            return info
+        for hook in HOOK_NAMES:
+            self._run_hook(hook, only=name)
+        return info
+
+    def _register(self, obj: Any, info: PluginInfo) -> None:
+        self.pm.register(obj, name=info.name)
+        unknown = [
+            attr
+            for attr in dir(obj)
+            if attr.startswith("register_")
+            and attr not in HOOK_NAMES
+            and self.pm.parse_hookimpl_opts(obj, attr) is not None
+        ]
+        if unknown:
+            self.pm.unregister(name=info.name)
+            raise InvalidSpecError(f"unknown hook(s) {', '.join(unknown)}; known hooks: {', '.join(HOOK_NAMES)}")
+        info.hooks = [
+            hook for hook in HOOK_NAMES if any(i.plugin_name == info.name for i in getattr(self.pm.hook, hook).get_hookimpls())
+        ]
+
+    def _run_hook(self, hook: str, only: str | None = None) -> None:
+        # Called per implementation, not through pluggy's loop, so one plugin
+        # raising cannot stop the others from registering.
+        for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
+            if only is not None and impl.plugin_name != only:
+                continue
+            info = self.plugins[impl.plugin_name]
+            staged: list[tuple[Any, bool]] = []
+            register = self._make_register(hook, info, staged)
+            try:
+                impl.function(**{arg: register for arg in impl.argnames})
+                self._commit(hook, staged)
+            except Exception as exc:
+                info.errors.append(f"hook {hook} raised {_describe(exc)}")
+                continue
+            names = info.registered.setdefault(_KIND[hook], [])
+            names.extend(_item_name(item) for item, _ in staged)
+
+    def _make_register(self, hook: str, info: PluginInfo, staged: list[tuple[Any, bool]]) -> Callable[..., Any]:
+        source = "builtin" if info.builtin else info.name
+        expected = _ITEM_TYPE[hook]
+
+        def register(item: Any, *, override: bool = False) -> Any:
+            if expected is not None and not isinstance(item, expected):
+                raise InvalidSpecError(f"{hook} expects {expected.__name__} objects, got {type(item).__name__}")
+            if hook == "register_commands":
+                name = getattr(item, "name", None)
+                if not name or not callable(getattr(item, "main", None)):
+                    raise InvalidSpecError("register_commands expects click.Command objects")
+                if name in BUILTIN_COMMANDS or name in self.commands:
+                    owner = "zoo" if name in BUILTIN_COMMANDS else self.commands[name][1]
+                    raise DuplicateNameError(f"command {name!r} from {info.name!r} clashes with one from {owner!r}")
+            else:
+                item = _with_source(item, source)
+                self._check_staged(hook, item, staged, override)
+            staged.append((item, override))
+            return item
+
+        return register
+
+    def _check_staged(self, hook: str, item: Any, staged: list[tuple[Any, bool]], override: bool) -> None:
+        # Validate now, so the plugin sees the error where it made the mistake.
+        if hook == "register_models":
+            item.validate()
+            probe = ModelRegistry()
+            for earlier, _ in staged:
+                probe.register(earlier)
+            probe.register(item)
+            if not override:
+                for key in (item.name, *item.aliases):
+                    if key in self.models:
+                        owner = self.models.get(key)
+                        raise DuplicateNameError(
+                            f"model name {key!r} from {item.source!r} is already registered by"
+                            f" {owner.source!r}; rename it, or pass override=True to replace it on purpose"
+                        )
+        elif hook == "register_weight_sources":
+            taken = {s.name: s for s in self.weight_sources} | {s.name: s for s, _ in staged}
+            if item.name in taken and not override:
+                raise DuplicateNameError(
+                    f"weight source {item.name!r} from {item.source!r} is already registered by {taken[item.name].source!r}"
+                )
+        elif hook == "register_datasets":
+            if item.scheme in self.datasets and not override:
+                self.datasets.register(item)  # raises the duplicate error
+        elif hook == "register_exporters":
+            if item.name in self.exporters and not override:
+                self.exporters.register(item)
+
+    def _commit(self, hook: str, staged: list[tuple[Any, bool]]) -> None:
+        for item, override in staged:
+            if hook == "register_models":
+                self.models.register(item, override=override)
+            elif hook == "register_weight_sources":
+                self.weight_sources = [s for s in self.weight_sources if s.name != item.name] + [item]
+            elif hook == "register_datasets":
+                self.datasets.register(item, override=override)
+            elif hook == "register_exporters":
+                self.exporters.register(item, override=override)
+            else:
+                self.commands[item.name] = (item, item.name)
+
+    # -- reporting -------------------------------------------------------------
+
+    def failures(self) -> list[PluginInfo]:
+        return [p for p in self.plugins.values() if p.errors]
+
+    def warn_failures(self, echo: Callable[[str], None] | None = None) -> None:
+        """Say once per process which plugins failed; ``zoo plugins`` has the details."""
+        if self._warned:
+            return
+        self._warned = True
+        for info in self.failures():
+            line = f"plugin {info.name!r} failed: {info.errors[0]} (see 'zoo plugins')"
+            if echo is not None:
+                echo(f"zoo: warning: {line}")
+            else:
+                warnings.warn(line, PluginLoadWarning, stacklevel=3)
+
+
+_KIND = {
+    "register_models": "models",
+    "register_weight_sources": "weight_sources",
+    "register_datasets": "datasets",
+    "register_exporters": "exporters",
+    "register_commands": "commands",
+}
+_ITEM_TYPE: dict[str, type | None] = {
+    "register_models": ModelSpec,
+    "register_weight_sources": WeightSource,
+    "register_datasets": DatasetSource,
+    "register_exporters": ExportFormat,
+    "register_commands": None,
+}
+
+
+def _with_source(item: Any, source: str) -> Any:
+    from dataclasses import replace
+
+    return replace(item, source=source)
+
+
+def _item_name(item: Any) -> str:
+    for attr in ("name", "scheme"):
+        value = getattr(item, attr, None)
+        if isinstance(value, str):
+            return value
+    return repr(item)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _entry_points() -> list[metadata.EntryPoint]:
+    return sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+
+
+# -- the process-wide manager --------------------------------------------------
+
+_manager: ZooPluginManager | None = None
+_allow_override: list[str] | None = None
+_configured = False
+
+
+def configure(*, no_plugins: bool = False, allow: Iterable[str] | None = None) -> None:
+    """Choose which third-party plugins load; must run before first use.
+
+    ``no_plugins`` loads only the built-ins (the CLI's ``--no-plugins``).
+    Otherwise ``allow`` (or ``ZOO_PLUGINS``) names the plugins to load.
+    """
+    global _allow_override, _configured
+    if _manager is not None:
+        raise ZooError("plugins are already loaded; call zoo.plugins.reset() first")
+    _allow_override = [] if no_plugins else (list(allow) if allow is not None else None)
+    _configured = True
+
+
+def allowed_from_env() -> list[str] | None:
+    value = os.environ.get(ENV_ALLOWLIST)
+    if value is None:
+        return None
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def get_manager() -> ZooPluginManager:
+    """The loaded plugin manager, loading plugins on first call."""
+    global _manager
+    if _manager is None:
+        manager = ZooPluginManager()
+        allow = _allow_override if _configured else allowed_from_env()
+        if _configured and _allow_override is None:
+            allow = allowed_from_env()
+        manager.load(allow=allow)
+        _manager = manager
+        if not _quiet:
+            manager.warn_failures()
+    return _manager
+
+
+_quiet = False
+
+
+def set_quiet(quiet: bool) -> None:
+    """The CLI reports failures itself, as one line per plugin on stderr."""
+    global _quiet
+    _quiet = quiet
+
+
+def reset() -> None:
+    """Forget loaded plugins (for tests): the next use loads them again."""
+    global _manager, _allow_override, _configured
+    _manager = None
+    _allow_override = None
+    _configured = False
+
+
+def load_plugins() -> ZooPluginManager:
+    """Load the plugins now (idempotent) and return the manager."""
+    return get_manager()
+
+
+def _is_loaded() -> bool:
+    return _manager is not None
+
