@@ -164,7 +164,7 @@ class ZooPluginManager:
     def _run_hook(self, hook: str, only: str | None = None) -> None:
         # Called per implementation, not through pluggy's loop, so one plugin
         # raising cannot stop the others from registering.
-        for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():  # registration order
             if only is not None and impl.plugin_name != only:
                 continue
             info = self.plugins[impl.plugin_name]

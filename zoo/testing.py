@@ -124,20 +124,32 @@ def check_plugin(
             except Exception as exc:
                 report.problems.append(f"{model_name}: {exc}")
                 continue
-            report.problems.extend(check_model(spec, num_classes=num_classes))
+            report.problems.extend(check_model(spec, num_classes=num_classes, check_params=True))
     if raise_on_problem and report.problems:
         raise AssertionError("plugin check failed:\n  " + "\n  ".join(report.problems))
     return report
 
 
-def check_model(spec: Any, *, num_classes: int = 3, batch: int = 2) -> list[str]:
-    """Problems with one spec's model under the classifier contract (empty when fine)."""
+def check_model(spec: Any, *, num_classes: int = 3, batch: int = 2, check_params: bool = False) -> list[str]:
+    """Problems with one spec's model under the classifier contract (empty when fine).
+
+    ``check_params`` also builds the model at its defaults and compares the
+    parameter count with ``spec.params`` (a second build, so off by default).
+    """
     import torch
 
     from zoo.factory import create_model
+    from zoo.summary import count_parameters
 
     problems: list[str] = []
     label = spec.name
+    if check_params and spec.params is not None:
+        try:
+            actual = count_parameters(create_model(spec))
+        except Exception as exc:
+            return [f"{label}: does not build at its defaults: {type(exc).__name__}: {exc}"]
+        if actual != spec.params:
+            problems.append(f"{label}: spec says {spec.params:,} parameters, the model has {actual:,}")
     try:
         model = create_model(spec, num_classes=num_classes)
     except Exception as exc:

@@ -99,7 +99,7 @@ def _set_no_plugins(ctx: click.Context, param: click.Parameter, value: bool) -> 
     return value
 
 
-@click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("zoo", cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-V", prog_name="zoo", message="%(prog)s %(version)s")
 @click.option("--debug", is_flag=True, is_eager=True, callback=_set_debug, expose_value=False,
               help="Show full tracebacks on errors.")
