@@ -1,0 +1,225 @@
+"""Autoencoder pretraining on unlabelled images, and its encoder as a backbone.
+
+``pretrain_autoencoder`` trains one of the registry's ``ae_*`` autoencoders
+(tag ``autoencoder``) to reconstruct the normalised images of a folder (class
+sub-folders are ignored: every image under it counts) with an L1 or L2 loss,
+and writes a checkpoint. ``encoder_classifier`` turns such a checkpoint into
+a classifier under the classifier contract: the same architecture built with
+``num_classes > 0`` is an ``EncoderClassifier`` whose encoder receives the
+autoencoder's encoder weights, so its checkpoints rebuild with no adapter.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from zoo.errors import CheckpointError, DataError, ZooError
+
+LOSSES = ("l2", "l1")
+
+
+def is_autoencoder_spec(spec: Any) -> bool:
+    """Registry convention: ``ae_*`` specs carry the tag ``autoencoder``."""
+    return "autoencoder" in getattr(spec, "tags", ()) or getattr(spec, "family", "") == "autoencoder"
+
+
+def autoencoder_names() -> list[str]:
+    from zoo.registry import list_specs
+
+    return [s.name for s in list_specs() if is_autoencoder_spec(s)]
+
+
+def check_autoencoder_arch(name: str) -> Any:
+    """The spec of autoencoder ``name``; a clear error for other architectures."""
+    from zoo.registry import get_spec
+
+    spec = get_spec(name)
+    if not is_autoencoder_spec(spec):
+        known = ", ".join(autoencoder_names()) or "none registered"
+        raise ZooError(f"{name} is not an autoencoder; choose --arch from: {known}")
+    return spec
+
+
+# -- data ----------------------------------------------------------------------
+
+
+def unlabelled_images(data: str | os.PathLike, input_size: tuple[int, int, int], *, limit: int | None = None,
+                      seed: int = 0, threads: int | None = None) -> tuple[torch.Tensor, dict[str, int]]:
+    """Every image under ``data`` (sub-folders included, labels ignored) as uint8 (N, C, H, W)."""
+    from zoo.data.decode import decode_many
+    from zoo.data.folder import IMAGE_EXTENSIONS, resolve_data_path
+
+    root = resolve_data_path(data)
+    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not paths:
+        raise DataError(f"no images under {str(root)!r} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+    if limit is not None and limit < len(paths):
+        paths = sorted(random.Random(seed).sample(paths, limit))
+    images, kept, skipped = decode_many(paths, input_size[0], tuple(input_size[1:]), threads=threads)
+    if len(kept) == 0:
+        raise DataError(f"none of the {len(paths)} images under {str(root)!r} could be read")
+    return images, skipped
+
+
+# -- pretraining ---------------------------------------------------------------
+
+
+@dataclass
+class PretrainResult:
+    """What :func:`pretrain_autoencoder` did."""
+
+    model: nn.Module
+    config: dict[str, Any]
+    train_loss: float
+    val_loss: float | None
+    images: int
+    seconds: float
+    path: Path | None = None
+
+
+def reconstruction_loss(kind: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    if kind not in LOSSES:
+        raise ZooError(f"unknown reconstruction loss {kind!r}; choose from: {', '.join(LOSSES)}")
+    return F.mse_loss if kind == "l2" else F.l1_loss
+
+
+def pretrain_autoencoder(
+    arch: str,
+    data: str | os.PathLike | torch.Tensor,
+    *,
+    epochs: int = 10,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    loss: str = "l2",
+    val_fraction: float = 0.05,
+    limit: int | None = None,
+    seed: int = 0,
+    out: str | os.PathLike | None = None,
+    model_kwargs: dict[str, Any] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> PretrainResult:
+    """Train autoencoder ``arch`` to reconstruct the images of ``data`` (a folder, or a uint8 tensor).
+
+    Adam with a cosine schedule; inputs are normalised with the spec's
+    mean/std and the decoder reconstructs the normalised image. With ``out``
+    the model is saved as a checkpoint (best validation loss).
+    """
+    from zoo.data.transforms import Normalize
+    from zoo.factory import create_model
+
+    spec = check_autoencoder_arch(arch)
+    criterion = reconstruction_loss(loss)
+    for label, value in (("epochs", epochs), ("batch size", batch_size)):
+        if not isinstance(value, int) or value < 1:
+            raise ZooError(f"{label} must be a positive integer, got {value!r}")
+    if not lr > 0:
+        raise ZooError(f"learning rate must be positive, got {lr!r}")
+    torch.manual_seed(seed)
+    t0 = time.time()
+    if isinstance(data, torch.Tensor):
+        images, skipped = data, {}
+    else:
+        images, skipped = unlabelled_images(data, spec.input_size, limit=limit, seed=seed)
+    n_val = int(round(len(images) * val_fraction)) if len(images) >= 20 else 0
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    train_x, val_x = images[order[n_val:]], images[order[:n_val]]
+    model = create_model(spec, num_classes=0, **(model_kwargs or {}))
+    if not hasattr(model, "encoder") or not hasattr(model, "decoder"):
+        raise ZooError(f"{arch} built no autoencoder (it lacks .encoder/.decoder); is its spec tagged wrongly?")
+    normalise = Normalize(spec.mean, spec.std)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps = epochs * math.ceil(len(train_x) / batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
+    gen = torch.Generator().manual_seed(seed)
+    best_state, best_val, train_loss, val_loss = None, math.inf, math.nan, None
+    say = log or (lambda line: None)
+    if skipped:
+        say(f"skipped {sum(skipped.values())} unreadable files")
+    say(f"pretraining {arch} on {len(train_x)} images ({len(val_x)} held out), {loss} loss, {epochs} epochs")
+    for epoch in range(epochs):
+        model.train()
+        perm = torch.randperm(len(train_x), generator=gen)
+        total, seen = 0.0, 0
+        for start in range(0, len(perm), batch_size):
+            x = normalise(train_x[perm[start:start + batch_size]])
+            batch_loss = criterion(model(x), x)
+            optimizer.zero_grad(set_to_none=True)
+            batch_loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += batch_loss.item() * len(x)
+            seen += len(x)
+        train_loss = total / seen
+        val_loss = _evaluate(model, val_x, normalise, criterion, batch_size) if len(val_x) else None
+        score = val_loss if val_loss is not None else train_loss
+        if score < best_val:
+            best_val = score
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        shown = f"  val {val_loss:.4f}" if val_loss is not None else ""
+        say(f"epoch {epoch + 1}/{epochs}  reconstruction {loss} {train_loss:.4f}{shown}  ({time.time() - t0:.0f}s)")
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    from zoo.checkpoint import make_config, save_checkpoint
+
+    config = make_config(
+        model,
+        class_names=[],
+        mean=spec.mean,
+        std=spec.std,
+        train_args={"task": "autoencoder", "arch": arch, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+                    "loss": loss, "seed": seed, "images": len(train_x)},
+        metrics={"train_loss": train_loss, "val_loss": val_loss, "best_loss": best_val},
+        task="autoencoder",
+    )
+    result = PretrainResult(model.eval(), config, train_loss, val_loss, len(train_x), time.time() - t0)
+    if out is not None:
+        result.path = save_checkpoint(out, model, config)
+    return result
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, x: torch.Tensor, normalise: Any, criterion: Any, batch_size: int) -> float:
+    model.eval()
+    total = 0.0
+    for start in range(0, len(x), batch_size):
+        xb = normalise(x[start:start + batch_size])
+        total += criterion(model(xb), xb).item() * len(xb)
+    return total / len(x)
+
+
+# -- transfer ------------------------------------------------------------------
+
+
+def encoder_classifier(checkpoint: str | os.PathLike, num_classes: int) -> tuple[nn.Module, dict[str, Any]]:
+    """A classifier whose backbone is the encoder of the autoencoder checkpoint. Returns ``(model, config)``."""
+    from zoo.checkpoint import load_config, load_state_dict
+    from zoo.factory import create_model
+    from zoo.registry import get_spec
+
+    config = load_config(checkpoint)
+    arch = config.get("architecture", "?")
+    spec = get_spec(arch)
+    if not is_autoencoder_spec(spec) or int(config.get("num_classes", 0)) != 0:
+        raise CheckpointError(
+            f"--encoder needs an autoencoder checkpoint (from 'zoo pretrain autoencoder'), but {str(checkpoint)!r}"
+            f" holds a {arch} classifier; finetune it directly with 'zoo finetune {checkpoint}'"
+        )
+    model = create_model(spec, num_classes=num_classes, in_chans=int(config.get("in_chans", spec.in_chans)),
+                         **dict(config.get("model_kwargs", {})))
+    loader = getattr(model, "load_encoder_state", None)
+    if loader is None:
+        raise CheckpointError(f"{arch} with num_classes={num_classes} is not an encoder classifier")
+    loader(load_state_dict(checkpoint))
+    model.zoo_pretrained = {"path": str(checkpoint), "source": "encoder", "tag": None, "missing": [], "dropped": []}
+    return model, config

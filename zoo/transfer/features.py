@@ -1,0 +1,96 @@
+"""Feature caching: with the backbone frozen and no augmentation, a backbone
+forward pass gives the same pre-logit features every epoch, so they are
+computed once and the head trains on the cached tensors (a linear layer or a
+small MLP: milliseconds per epoch instead of a full forward pass).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+
+def can_cache_features(model: nn.Module, augment: Any, bn_policy: str = "frozen") -> tuple[bool, str]:
+    """Whether cached features are exact for this run, and why not when they are not."""
+    from zoo.transfer.freeze import head_param_names
+
+    if augment:
+        return False, "augmentation is on (each epoch sees other inputs)"
+    head = set(head_param_names(model))
+    if not head:
+        return False, "the model has no separate classifier"
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad and n not in head]
+    if trainable:
+        return False, f"part of the backbone trains ({trainable[0]}, ...)"
+    if bn_policy != "frozen":
+        return False, "BatchNorm policy 'train' moves running statistics"
+    return True, ""
+
+
+def head_matches_pre_logits(model: nn.Module, sample: torch.Tensor) -> bool:
+    """True when ``forward == classifier(pre_logits)`` for this model (checked on one batch)."""
+    head = model.get_classifier()
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        feats = model.forward_features(sample)
+        full = model.forward_head(feats)
+        via = head(model.forward_head(feats, pre_logits=True))
+    model.train(was)
+    return full.shape == via.shape and torch.allclose(full, via, atol=1e-4, rtol=1e-4)
+
+
+@torch.no_grad()
+def extract_features(
+    model: nn.Module,
+    images: torch.Tensor,
+    *,
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    progress: Any = None,
+) -> torch.Tensor:
+    """Pre-logit features ``forward_head(forward_features(x), pre_logits=True)`` of uint8 images, in eval mode."""
+    from zoo.data.transforms import Normalize
+
+    normalise = Normalize(mean, std)
+    was = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = normalise(images[start:start + batch_size].to(device))
+        out.append(model.forward_head(model.forward_features(x), pre_logits=True).float().cpu())
+        if progress is not None:
+            progress(min(start + batch_size, len(images)), len(images))
+    model.train(was)
+    return torch.cat(out) if out else torch.empty(0, int(getattr(model, "num_features", 0)))
+
+
+@torch.no_grad()
+def extract_split_features(model: nn.Module, split: Any, input_size: Sequence[int], *, mean, std,
+                           batch_size: int = 256, device: str | torch.device = "cpu", progress: Any = None):
+    """``(features, labels)`` of a :class:`zoo.data.ImageSplit`, cached or streamed."""
+    if split.images is not None:
+        return extract_features(model, split.images, mean=mean, std=std, batch_size=batch_size,
+                                device=device, progress=progress), split.labels
+    from zoo.data.batches import make_batches
+
+    chunks, labels = [], []
+    for x, y in make_batches(split, batch_size, train=False, input_size=input_size):
+        chunks.append(extract_features(model, x, mean=mean, std=std, batch_size=batch_size, device=device))
+        labels.append(y)
+    return torch.cat(chunks), torch.cat(labels)
+
+
+class CachedFeatureHead(nn.Module):
+    """The head alone, as a model over cached features (what the trainer sees)."""
+
+    def __init__(self, head: nn.Module) -> None:
+        super().__init__()
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x)

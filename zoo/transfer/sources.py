@@ -1,0 +1,139 @@
+"""Where pretrained weight files are looked for, offline first (torch-free).
+
+Each ``find_*`` function is a :class:`zoo.extensions.WeightSource` ``find``:
+called as ``find(spec, weights, allow_download)`` it returns a local path or
+``None``. Only :func:`download` touches the network, and only when
+:func:`network_allowed` says so.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+# Any of these set to a true value keeps zoo off the network.
+OFFLINE_VARS = ("ZOO_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+HF_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def network_allowed() -> bool:
+    """False when the user (or a test) asked zoo to stay offline."""
+    for var in OFFLINE_VARS:
+        if os.environ.get(var, "").strip().lower() not in ("", "0", "false", "no", "off"):
+            return False
+    return True
+
+
+def torch_hub_dir() -> Path:
+    """``torch.hub.get_dir()`` without importing torch: $TORCH_HOME/hub."""
+    home = os.environ.get("TORCH_HOME")
+    if not home:
+        cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        home = os.path.join(cache, "torch")
+    return Path(os.path.expanduser(home)) / "hub"
+
+
+def hf_hub_cache() -> Path:
+    """The Hugging Face hub cache directory, as huggingface_hub computes it."""
+    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if explicit:
+        return Path(os.path.expanduser(explicit))
+    home = os.environ.get("HF_HOME")
+    if not home:
+        cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        home = os.path.join(cache, "huggingface")
+    return Path(os.path.expanduser(home)) / "hub"
+
+
+def weight_file_name(weights: Any) -> str | None:
+    """The torch hub cache name: the explicit ``filename`` or the URL's last part."""
+    if getattr(weights, "filename", None):
+        return weights.filename
+    url = getattr(weights, "url", None)
+    if url:
+        return os.path.basename(urlparse(url).path) or None
+    return None
+
+
+def find_package_file(spec: Any, weights: Any, allow_download: bool = False) -> str | None:
+    """Weights shipped inside an installed package: ``package_file="pkg:rel/path"``."""
+    ref = getattr(weights, "package_file", None)
+    if not ref:
+        return None
+    package, _, relative = ref.partition(":")
+    try:
+        from importlib import resources
+
+        path = resources.files(package).joinpath(relative)
+    except (ModuleNotFoundError, TypeError):
+        return None
+    return str(path) if path.is_file() else None
+
+
+def find_torch_hub_cache(spec: Any, weights: Any, allow_download: bool = False) -> str | None:
+    """``$TORCH_HOME/hub/checkpoints/<name>``, where torchvision keeps downloads."""
+    name = weight_file_name(weights)
+    if not name:
+        return None
+    path = torch_hub_dir() / "checkpoints" / name
+    return str(path) if path.is_file() else None
+
+
+def hf_repo_dir(hf_hub_id: str) -> Path:
+    """``models--org--name`` inside the hub cache."""
+    return hf_hub_cache() / ("models--" + hf_hub_id.replace("/", "--"))
+
+
+def find_hf_cache(spec: Any, weights: Any, allow_download: bool = False) -> str | None:
+    """A snapshot of ``hf_hub_id`` already in the Hugging Face cache (main first)."""
+    hub_id = getattr(weights, "hf_hub_id", None)
+    if not hub_id:
+        return None
+    repo = hf_repo_dir(hub_id)
+    snapshots = repo / "snapshots"
+    if not snapshots.is_dir():
+        return None
+    candidates: list[Path] = []
+    ref = repo / "refs" / "main"
+    if ref.is_file():
+        candidates.append(snapshots / ref.read_text().strip())
+    # Then any other snapshot, newest first (a cache copied without refs/ still works).
+    others = sorted((p for p in snapshots.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
+    candidates.extend(p for p in others if p not in candidates)
+    for snapshot in candidates:
+        for name in HF_FILES:
+            path = snapshot / name
+            if path.is_file():
+                return str(path)
+    return None
+
+
+def download(spec: Any, weights: Any, allow_download: bool = False) -> str | None:
+    """Fetch the weights into the usual cache; only when allowed and online."""
+    if not allow_download or not network_allowed():
+        return None
+    hub_id = getattr(weights, "hf_hub_id", None)
+    if hub_id:
+        try:
+            from huggingface_hub import hf_hub_download
+        except ImportError:
+            hf_hub_download = None
+        if hf_hub_download is not None:
+            for name in HF_FILES:
+                try:
+                    return hf_hub_download(hub_id, name)
+                except Exception:  # try the next file name, then the URL
+                    continue
+    url = getattr(weights, "url", None)
+    name = weight_file_name(weights)
+    if url and name:
+        import torch.hub
+
+        target = torch_hub_dir() / "checkpoints" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # download_url_to_file writes to a temporary name and renames it.
+        torch.hub.download_url_to_file(url, str(target), progress=True)
+        return str(target)
+    return None
