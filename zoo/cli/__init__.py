@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "list": "zoo.cli.models:list_command",
     "info": "zoo.cli.models:info_command",
     "plugins": "zoo.cli.plugins:plugins_command",
+    "train": "zoo.cli.train:train_command",
+    "evaluate": "zoo.cli.train:evaluate_command",
 }
 
 _state = {"debug": False}

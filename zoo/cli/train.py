@@ -1,0 +1,179 @@
+"""``zoo train`` and ``zoo evaluate``: thin layers over :mod:`zoo.train`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from zoo.cli._options import model_argument, parse_key_values
+
+RESUME_LAST = "<OUT/last>"
+
+
+def _floats(text: str | None, option: str) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, got {text!r}", param_hint=option) from None
+
+
+def _ints(text: str | None, option: str) -> tuple[int, ...]:
+    if not text:
+        return ()
+    try:
+        return tuple(int(v) for v in text.replace(" ", "").split(",") if v)
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {text!r}", param_hint=option) from None
+
+
+def _input_size(text: str | None) -> tuple[int, int, int] | None:
+    if text is None:
+        return None
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 3 or min(values) < 1:
+        raise click.BadParameter(f"expected CxHxW such as 3x32x32, got {text!r}", param_hint="--input-size")
+    return values  # type: ignore[return-value]
+
+
+@click.command("train")
+@model_argument("name")
+@click.option("--data", required=True, help="Image folder (class sub-folders; or train/ and val/), or SCHEME:NAME such as demo:cats.")
+@click.option("--out", type=click.Path(file_okay=False), help="Output directory for best/, last/, metrics and curves [runs/NAME].")
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=1e-2, show_default=True, help="Learning rate (the peak for onecycle).")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw"]), default="sgd", show_default=True)
+@click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD momentum (0: the book's plain SGD).")
+@click.option("--weight-decay", type=float, default=0.0, show_default=True)
+@click.option("--l2", type=float, default=0.0, show_default=True, help="Explicit penalty: loss + L2 * sum(p^2).")
+@click.option("--l1", type=float, default=0.0, show_default=True, help="Explicit penalty: loss + L1 * sum(|p|).")
+@click.option("--loss", type=click.Choice(["ce", "nll", "mse"]), default="ce", show_default=True,
+              help="Cross-entropy, NLL on log-softmax, or MSE of softmax against one-hot.")
+@click.option("--label-smoothing", type=float, default=0.0, show_default=True)
+@click.option("--scheduler", type=click.Choice(["none", "step", "multistep", "cosine", "onecycle"]), default="none", show_default=True)
+@click.option("--step-size", type=int, default=10, show_default=True, help="Epochs between decays (step).")
+@click.option("--milestones", help="Epochs at which to decay (multistep), e.g. 30,60.")
+@click.option("--gamma", type=float, default=0.1, show_default=True, help="Decay factor (step, multistep).")
+@click.option("--clip-grad", type=float, help="Clip the gradient norm to this value.")
+@click.option("--early-stop", type=int, metavar="PATIENCE", help="Stop after this many epochs without improvement.")
+@click.option("--monitor", type=click.Choice(["val_acc", "val_loss", "train_acc", "train_loss"]), default="val_acc",
+              show_default=True, help="Metric for the best checkpoint and early stopping.")
+@click.option("--device", default="auto", show_default=True, help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps.")
+@click.option("--amp/--no-amp", default=None, help="Mixed precision [on for CUDA].")
+@click.option("--channels-last/--no-channels-last", default=None, help="Channels-last memory format [on for CUDA].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--augment", default="none", show_default=True,
+              help="Training augmentations: crop[=PAD],flip[=P],rotate[=DEG],jitter[=S],blur[=SIGMA], 'default' (crop,flip) or 'none'.")
+@click.option("--normalize", type=click.Choice(["dataset", "model"]), default="dataset", show_default=True,
+              help="Mean/std of the training images, or the architecture's own.")
+@click.option("--mean", help="Explicit normalisation mean, e.g. 0.485,0.456,0.406 (with --std).")
+@click.option("--std", help="Explicit normalisation std (with --mean).")
+@click.option("--input-size", help="Input size CxHxW [the architecture's].")
+@click.option("--val-split", type=float, default=0.1, show_default=True, help="Held-out fraction when DATA has no train/ and val/ (0: none).")
+@click.option("--cache/--no-cache", default=None, help="Decode all images into memory [when they fit --cache-mb].")
+@click.option("--cache-mb", type=float, default=1024, show_default=True, help="Memory budget of the image cache.")
+@click.option("--workers", type=int, help="DataLoader workers when streaming [one per core, at most 8].")
+@click.option("--metrics-format", type=click.Choice(["jsonl", "csv", "both", "none"]), default="jsonl", show_default=True)
+@click.option("--no-plot", is_flag=True, help="Do not write curves.png.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or epoch lines.")
+@click.option("--resume", is_flag=False, flag_value=RESUME_LAST, default=None, metavar="[CKPT]",
+              help="Continue from a checkpoint directory [OUT/last when given without a value].")
+@click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Architecture argument (repeatable).")
+@click.option("--nproc", type=int, default=None, metavar="N",
+              help="Launch N data-parallel processes on this machine with torchrun.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def train_command(name: str, data: str, out: str | None, nproc: int | None, as_json: bool, quiet: bool,
+                  no_plot: bool, cache: bool | None, mean: str | None, std: str | None, input_size: str | None,
+                  milestones: str | None, model_args: tuple[str, ...], resume: str | None, **options) -> None:
+    """Train model NAME on an image folder and write checkpoints to --out.
+
+    \b
+    Examples:
+      zoo train net --data demo:cats --epochs 20 --out runs/net
+      zoo train net --data pics/ --val-split 0.2 --augment default --scheduler cosine
+      zoo train net --data pics/ --out runs/net --resume          (continue runs/net/last)
+    """
+    if nproc is not None and nproc > 1:
+        from zoo.train.distributed import launch_nproc
+
+        sys.exit(launch_nproc(nproc, sys.argv[1:] if sys.argv[1:2] == ["train"] else ["train", *sys.argv[1:]]))
+    from zoo.train import TrainConfig, load_folder_for
+    from zoo.train.trainer import Trainer
+
+    mean_v, std_v = _floats(mean, "--mean"), _floats(std, "--std")
+    if (mean_v is None) != (std_v is None):
+        raise click.UsageError("give --mean and --std together")
+    out_dir = Path(out) if out else Path("runs") / name.replace("/", "_")
+    if resume == RESUME_LAST:
+        resume = str(out_dir / "last")
+    cfg = TrainConfig(
+        **options,
+        milestones=_ints(milestones, "--milestones"),
+        input_size=_input_size(input_size),
+        cache="auto" if cache is None else cache,
+        plot=not no_plot,
+        progress=not quiet,
+        out=str(out_dir),
+        resume=resume,
+        model_args=parse_key_values(model_args),
+    )
+    dataset = load_folder_for(name, data, cfg)
+    skipped = dataset.describe_skipped()
+    from zoo.train.distributed import from_env
+
+    dist = from_env()
+    if skipped and dist.is_main:
+        click.echo(f"zoo: {skipped}", err=True)
+    trainer = Trainer(name, dataset, None, cfg, mean=mean_v, std=std_v, dist=dist)
+    result = trainer.fit()
+    if not dist.is_main:
+        return
+    summary = {
+        "stopped": result.stopped,
+        "best_epoch": result.best_epoch,
+        "best": result.best_metrics,
+        "last": result.final,
+        "out": str(result.out),
+        "best_path": str(result.best_path) if result.best_path else None,
+        "last_path": str(result.last_path) if result.last_path else None,
+        "skipped": result.skipped,
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, default=str))
+    else:
+        best = result.best_metrics
+        metric = "val_acc" if "val_acc" in best else "train_acc"
+        if best:
+            click.echo(f"best {metric} {100 * best[metric]:.2f}% at epoch {result.best_epoch}: {result.best_path}")
+        click.echo(f"last checkpoint: {result.last_path}")
+    if result.stopped == "interrupted":
+        click.echo(f"interrupted: saved {result.last_path}; continue with --resume", err=True)
+        sys.exit(130)
+
+
+@click.command("evaluate")
+@click.argument("checkpoint", type=click.Path())
+@click.option("--data", required=True, help="Image folder (its val/ when present) or SCHEME:NAME.")
+@click.option("--split", type=click.Choice(["auto", "train", "val", "all"]), default="auto", show_default=True,
+              help="Which part of DATA: auto is val/ when present, else the whole folder.")
+@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a report.")
+def evaluate_command(checkpoint: str, data: str, split: str, batch_size: int, device: str, as_json: bool) -> None:
+    """Accuracy, per-class accuracy and the confusion matrix of CHECKPOINT on an image folder."""
+    from zoo.train.evaluate import evaluate, format_report
+
+    result = evaluate(checkpoint, data, split=split, batch_size=batch_size, device=device)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        click.echo(format_report(result))

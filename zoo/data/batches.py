@@ -1,0 +1,186 @@
+"""Batch sources the training loop iterates: in-memory tensors or a DataLoader.
+
+Both shuffle from ``seed`` and the epoch number alone, so epoch *k* sees the
+same order whether or not the run was resumed, and both shard by rank for
+distributed training (every rank gets the same number of batches).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterator, Sequence
+
+from zoo.errors import DataError
+
+
+def epoch_order(n: int, *, shuffle: bool, seed: int, epoch: int, rank: int = 0, world_size: int = 1):
+    """Indices one rank visits in one epoch: a seeded permutation, padded to divide by ``world_size``."""
+    import torch
+
+    if shuffle:
+        g = torch.Generator().manual_seed(_mix(seed, epoch))
+        order = torch.randperm(n, generator=g)
+    else:
+        order = torch.arange(n)
+    if world_size > 1:
+        # Pad by repeating the start, as DistributedSampler does, so ranks stay in step.
+        per_rank = -(-n // world_size)
+        extra = per_rank * world_size - n
+        if extra:
+            order = torch.cat([order, order[:extra]])
+        order = order[rank::world_size]
+    return order
+
+
+def _mix(seed: int, epoch: int) -> int:
+    return (int(seed) * 1_000_003 + int(epoch) * 7_919 + 12_345) % (2**63 - 1)
+
+
+class TensorBatches:
+    """Batches cut from tensors held in memory: a permutation, then slices; no per-sample work.
+
+    ``x`` is a uint8 image tensor (N, C, H, W) or any float tensor (cached
+    features); ``y`` holds the labels.
+    """
+
+    def __init__(self, x, y, batch_size: int, *, shuffle: bool = False, drop_last: bool = False,
+                 seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        if len(x) != len(y):
+            raise DataError(f"{len(x)} inputs but {len(y)} labels")
+        if len(x) == 0:
+            raise DataError("a split with no samples cannot be batched")
+        self.x, self.y = x, y
+        self.batch_size = int(batch_size)
+        self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+        self.skipped: dict[str, int] = {}
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the permutation of ``epoch`` (call before iterating)."""
+        self.epoch = epoch
+
+    @property
+    def num_samples(self) -> int:
+        """Samples this rank sees per epoch."""
+        n = -(-len(self.x) // self.world_size)
+        return (n // self.batch_size) * self.batch_size if self.drop_last else n
+
+    def to(self, device) -> "TensorBatches":
+        """Move the tensors (e.g. the whole uint8 cache onto the GPU when it fits)."""
+        self.x, self.y = self.x.to(device), self.y.to(device)
+        return self
+
+    def __len__(self) -> int:
+        n = -(-len(self.x) // self.world_size)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        order = epoch_order(len(self.x), shuffle=self.shuffle, seed=self.seed, epoch=self.epoch,
+                            rank=self.rank, world_size=self.world_size)
+        if order.device != self.x.device:
+            order = order.to(self.x.device)
+        bs = self.batch_size
+        stop = (len(order) // bs) * bs if self.drop_last else len(order)
+        contiguous = not self.shuffle and self.world_size == 1
+        for start in range(0, stop, bs):
+            if contiguous:  # a view, no copy
+                yield self.x[start:start + bs], self.y[start:start + bs]
+            else:
+                idx = order[start:start + bs]
+                yield self.x.index_select(0, idx), self.y.index_select(0, idx)
+
+
+class LoaderBatches:
+    """Batches from a DataLoader over a map-style dataset, with a DistributedSampler for shuffling/sharding."""
+
+    def __init__(self, dataset, batch_size: int, *, shuffle: bool = False, drop_last: bool = False,
+                 seed: int = 0, rank: int = 0, world_size: int = 1, workers: int | None = None,
+                 pin_memory: bool = False, collate=None) -> None:
+        import torch
+        from torch.utils.data import DataLoader, DistributedSampler
+
+        if len(dataset) == 0:
+            raise DataError("a split with no samples cannot be batched")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle,
+                                          seed=seed, drop_last=False)
+        workers = default_workers() if workers is None else workers
+        self.skipped: dict[str, int] = {}
+        g = torch.Generator().manual_seed(_mix(seed, rank))
+        self.loader = DataLoader(dataset, batch_size=batch_size, sampler=self.sampler, num_workers=workers,
+                                 drop_last=drop_last, pin_memory=pin_memory, collate_fn=collate,
+                                 persistent_workers=workers > 0, generator=g,
+                                 prefetch_factor=4 if workers > 0 else None)
+        self.collate = collate
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    @property
+    def num_samples(self) -> int:
+        return self.sampler.num_samples
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            if isinstance(batch, (tuple, list)) and len(batch) == 3:  # collate_skipping
+                x, y, skipped = batch
+                for reason, n in skipped.items():
+                    self.skipped[reason] = self.skipped.get(reason, 0) + n
+                if x is None:
+                    continue
+                yield x, y
+            else:
+                yield batch[0], batch[1]
+
+
+def default_workers() -> int:
+    """DataLoader workers for streaming: one per core, at most 8, none on a single core."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 0 if n <= 1 else min(8, n)
+
+
+def make_batches(data: Any, batch_size: int, *, train: bool, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 input_size: Sequence[int] | None = None, augment=None, workers: int | None = None,
+                 drop_last: bool = False, pin_memory: bool = False):
+    """A batch source for ``data``, which may be:
+
+    * an :class:`zoo.data.ImageSplit` (cached: tensor batches; else a streaming DataLoader,
+      with the per-image v2 ``augment`` pipeline when ``train``);
+    * a ``(inputs, labels)`` pair of tensors, or a ``TensorDataset`` of two tensors
+      (cached features: float inputs pass through unnormalised);
+    * any map-style dataset returning ``(input, label)``;
+    * a batch source already (anything with ``set_epoch`` and ``__iter__``).
+    """
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from zoo.data.dataset import FileDataset, ImageSplit, collate_skipping
+
+    common = dict(shuffle=train, seed=seed, rank=rank, world_size=world_size, drop_last=drop_last)
+    if isinstance(data, (TensorBatches, LoaderBatches)) or (hasattr(data, "set_epoch") and hasattr(data, "__iter__")):
+        return data
+    if isinstance(data, ImageSplit):
+        if data.cached:
+            return TensorBatches(data.images, data.labels, batch_size, **common)
+        if input_size is None:
+            raise DataError("streaming an image split needs its input size")
+        from zoo.data.transforms import sample_transform
+
+        transform = sample_transform(augment, tuple(input_size[1:])) if (train and augment) else None
+        dataset = FileDataset(data.paths, data.labels.tolist(), input_size, transform)
+        return LoaderBatches(dataset, batch_size, workers=workers, pin_memory=pin_memory,
+                             collate=collate_skipping, **common)
+    if isinstance(data, TensorDataset) and len(data.tensors) == 2:
+        data = tuple(data.tensors)
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        x, y = data
+        return TensorBatches(x, y.long(), batch_size, **common)
+    if hasattr(data, "__getitem__") and hasattr(data, "__len__"):
+        return LoaderBatches(data, batch_size, workers=0 if workers is None else workers,
+                             pin_memory=pin_memory, **common)
+    raise DataError(f"cannot train on {type(data).__name__}: give an image folder, (inputs, labels) tensors or a Dataset")

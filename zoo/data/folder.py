@@ -1,0 +1,174 @@
+"""Finding images on disk: class folders, train/val layouts, seeded splits, named sources."""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zoo.errors import DataError
+
+# Suffixes PIL reads out of the box; anything else in a class folder is skipped and counted.
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".jfif"}
+)
+
+
+@dataclass
+class FileSplit:
+    """Image paths and integer labels of one split (labels index ``class_names``)."""
+
+    paths: list[Path]
+    labels: list[int]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+@dataclass
+class FolderLayout:
+    """What was found under a data directory."""
+
+    root: Path
+    class_names: list[str]
+    train: FileSplit
+    val: FileSplit | None
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
+    presplit: bool = False  # True when DIR/train and DIR/val were used
+
+
+def resolve_data_path(data: str | os.PathLike) -> Path:
+    """A directory path, or ``scheme:name`` resolved through the registered dataset sources."""
+    text = str(data)
+    path = Path(text)
+    scheme, sep, name = text.partition(":")
+    # 'C:\\x' on Windows and existing paths with a colon stay paths.
+    if sep and not path.exists() and len(scheme) > 1 and "/" not in scheme and "\\" not in scheme:
+        from zoo._lazy import resolve
+        from zoo.extensions import dataset_sources
+
+        source = dataset_sources().get(scheme)
+        if source.names and name not in source.names:
+            raise DataError(f"dataset {text!r} is unknown; {scheme}: knows {', '.join(source.names)}")
+        path = Path(resolve(source.resolve)(name))
+    if not path.exists():
+        raise DataError(f"data directory {text!r} does not exist")
+    if not path.is_dir():
+        raise DataError(f"--data must be a directory of class folders, got the file {text!r}")
+    return path
+
+
+def scan_class_folders(root: Path, class_names: list[str] | None = None) -> tuple[list[str], FileSplit, dict[str, int]]:
+    """Every image under ``root/<class>/`` (recursively), sorted; other files are counted as skipped.
+
+    ``class_names`` fixes the class order (for a val folder that must match
+    the train folder); otherwise classes are the sorted sub-folder names.
+    """
+    try:
+        found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as exc:
+        raise DataError(f"cannot read data directory {str(root)!r}: {exc.strerror or exc}") from None
+    if class_names is None:
+        class_names = found
+    else:
+        extra = sorted(set(found) - set(class_names))
+        if extra:
+            raise DataError(
+                f"{root} has classes that the training data lacks: {', '.join(extra)}; use the same class folders"
+            )
+    index = {name: i for i, name in enumerate(class_names)}
+    paths: list[Path] = []
+    labels: list[int] = []
+    skipped: dict[str, int] = {}
+    for name in found:
+        for dirpath, dirnames, filenames in os.walk(root / name, onerror=None, followlinks=True):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for fname in sorted(filenames):
+                if fname.startswith("."):
+                    continue
+                if Path(fname).suffix.lower() not in IMAGE_EXTENSIONS:
+                    skipped["not an image"] = skipped.get("not an image", 0) + 1
+                    continue
+                paths.append(Path(dirpath) / fname)
+                labels.append(index[name])
+    return class_names, FileSplit(paths, labels), skipped
+
+
+def _check_classes(root: Path, class_names: list[str], split: FileSplit, need_two: bool = True) -> None:
+    if not split.paths:
+        raise DataError(
+            f"no images found under {str(root)!r}; expected one sub-folder per class holding .jpg/.png files"
+        )
+    present = sorted(set(split.labels))
+    if need_two and len(present) < 2:
+        only = class_names[present[0]] if present else "none"
+        raise DataError(
+            f"{str(root)!r} holds a single class ({only}); a classifier needs at least two class folders"
+        )
+
+
+def stratified_split(files: FileSplit, fraction: float, seed: int) -> tuple[FileSplit, FileSplit]:
+    """Hold back ``fraction`` of each class (at least one image where a class has two or more)."""
+    if not 0.0 < fraction < 1.0:
+        raise DataError(f"--val-split must lie between 0 and 1, got {fraction}")
+    rng = random.Random(seed)
+    by_class: dict[int, list[int]] = {}
+    for i, label in enumerate(files.labels):
+        by_class.setdefault(label, []).append(i)
+    train_idx: list[int] = []
+    val_idx: list[int] = []
+    for label in sorted(by_class):
+        idx = by_class[label][:]
+        rng.shuffle(idx)
+        n_val = int(round(len(idx) * fraction))
+        if n_val == 0 and len(idx) >= 2:
+            n_val = 1
+        val_idx.extend(idx[:n_val])
+        train_idx.extend(idx[n_val:])
+    train_idx.sort()
+    val_idx.sort()
+
+    def take(idx: list[int]) -> FileSplit:
+        return FileSplit([files.paths[i] for i in idx], [files.labels[i] for i in idx])
+
+    return take(train_idx), take(val_idx)
+
+
+def find_layout(data: str | os.PathLike, *, val_split: float | None = 0.1, seed: int = 0) -> FolderLayout:
+    """Find the class folders of ``data``: ``train/`` + ``val/`` if present, else one folder split by ``val_split``."""
+    root = resolve_data_path(data)
+    train_dir, val_dir = root / "train", root / "val"
+    if train_dir.is_dir():
+        class_names, train, skipped = scan_class_folders(train_dir)
+        _check_classes(train_dir, class_names, train)
+        val = None
+        if val_dir.is_dir():
+            _, val, skipped_val = scan_class_folders(val_dir, class_names)
+            for key, n in skipped_val.items():
+                skipped[key] = skipped.get(key, 0) + n
+            if not val.paths:
+                val = None
+        return FolderLayout(root, class_names, train, val, skipped, presplit=True)
+    class_names, files, skipped = scan_class_folders(root)
+    _check_classes(root, class_names, files)
+    if not val_split:
+        return FolderLayout(root, class_names, files, None, skipped)
+    train, val = stratified_split(files, val_split, seed)
+    return FolderLayout(root, class_names, train, val if val.paths else None, skipped)
+
+
+def eval_files(data: str | os.PathLike, split: str = "auto") -> tuple[Path, list[str], FileSplit, dict[str, int]]:
+    """The folder to evaluate on: ``DIR/val`` (``split='auto'`` when it exists), ``DIR/train``, or ``DIR`` itself."""
+    root = resolve_data_path(data)
+    if split == "auto":
+        target = root / "val" if (root / "val").is_dir() else root
+    elif split == "all":
+        target = root
+    else:
+        target = root / split
+        if not target.is_dir():
+            raise DataError(f"{str(root)!r} has no {split}/ folder")
+    class_names, files, skipped = scan_class_folders(target)
+    _check_classes(target, class_names, files, need_two=False)
+    return target, class_names, files, skipped

@@ -1,0 +1,70 @@
+"""Training: the loop, optimisers and schedules, metrics, checkpoints, evaluation.
+
+The one-call API mirrors ``zoo train``::
+
+    import zoo
+    result = zoo.train("net", "path/to/folder", out="runs/net", epochs=10, lr=1e-2)
+    result.val_acc, result.best_path, result.history
+
+``Trainer`` is the object underneath, and what ``zoo finetune`` builds on::
+
+    from zoo.train import Trainer, TrainConfig, Callback
+    trainer = Trainer(model, train_data, val_data, TrainConfig(epochs=5, out="runs/x"), **extras)
+    result = trainer.fit()
+
+``model``
+    a registry name (built with ``create_model(name, num_classes=len(class_names), **config.model_args)``
+    after seeding) or an already-built ``nn.Module``. Checkpoints need ``model.zoo_arch`` (set by
+    ``zoo.create_model``); ``model.zoo_adapters`` (a list of dicts) is saved into config.json so
+    :func:`zoo.checkpoint.build_model` can rebuild swapped heads/encoders.
+
+``train_data`` / ``val_data``
+    * :class:`zoo.data.ImageData` (from :func:`zoo.data.load_image_data`): its train split, and its
+      val split unless ``val_data`` is given; class names and input size come with it;
+    * :class:`zoo.data.ImageSplit`: cached uint8 images (batched from memory) or paths (streamed);
+    * ``(inputs, labels)`` tensors or a ``TensorDataset`` of two: uint8 inputs are treated as images
+      (scaled to [0, 1], normalised); **float inputs pass through unchanged** (cached features);
+    * any map-style ``Dataset`` returning ``(input, label)`` (same dtype rule);
+    * for tensors and Datasets pass ``class_names=`` (else "0".."K-1" from the labels).
+
+Keyword arguments of ``Trainer`` (besides ``TrainConfig`` fields given as keywords)
+    ``class_names``, ``input_size`` (C, H, W), ``mean``/``std`` (e.g. the pretrained weights' own;
+    default: computed on the cached training images when ``config.normalize == "dataset"``, the
+    spec's with ``"model"``);
+    ``param_groups``: a list of optimizer groups (``{"params": [...], "lr": 1e-4}``; discriminative
+    learning rates) or a callable ``f(model) -> groups``. Without it the optimizer holds *every*
+    parameter, frozen ones included (they receive no gradient and are skipped), so unfreezing is
+    just ``p.requires_grad_(True)``. With custom groups, add newly trainable parameters through
+    ``trainer.add_param_group({"params": [...], "lr": ...})``, which also extends the LR schedule;
+    ``callbacks``: :class:`Callback` objects (``on_fit_start(trainer)``, ``on_epoch_start(trainer, epoch)``,
+    ``on_epoch_end(trainer, epoch, metrics)``, ``on_fit_end(trainer, result)``) or plain functions
+    ``f(trainer, epoch)`` run at each epoch start. Epochs are 1-based. ``on_epoch_start`` runs before
+    the model is put into train mode, so a callback may freeze/unfreeze there;
+    ``train_mode``: a function ``f(model)`` that puts the model into training mode each epoch.
+    The default, :func:`model_train_mode`, calls ``model.zoo_train_mode()`` when the model has one
+    (keep frozen BatchNorm in eval there) and ``model.train()`` otherwise;
+    ``extra_config``: extra entries for config.json (merged into :func:`zoo.checkpoint.make_config`);
+    ``dist``: a :class:`zoo.train.distributed.DistContext` (default: from torchrun's environment).
+
+Useful attributes while training: ``trainer.model`` (unwrapped), ``trainer.optimizer``,
+``trainer.scheduler``, ``trainer.history``, ``trainer.epoch`` (last completed), ``trainer.device``,
+``trainer.config``. ``trainer.checkpoint_config(metrics)`` gives the config.json of the current model.
+
+Outputs under ``config.out``: ``best/`` and ``last/`` checkpoint directories (``last`` also holds the
+optimizer/scheduler/epoch/RNG state for ``resume=OUT/last``), ``metrics.jsonl`` (and/or ``.csv``), and
+``curves.png``. Ctrl-C saves ``last`` and returns a result with ``stopped == "interrupted"``; a
+NaN/inf loss raises :class:`TrainingDivergedError` and keeps the last good checkpoint.
+
+:func:`evaluate` scores a checkpoint on an image folder (accuracy, per-class accuracy, confusion matrix).
+"""
+
+from zoo.train.config import TrainConfig
+from zoo.train.evaluate import EvalResult, evaluate, format_report
+from zoo.train.trainer import (
+    Callback, Trainer, TrainingDivergedError, TrainResult, load_folder_for, model_train_mode, select_device, train,
+)
+
+__all__ = [
+    "Callback", "EvalResult", "TrainConfig", "TrainResult", "Trainer", "TrainingDivergedError", "evaluate",
+    "format_report", "load_folder_for", "model_train_mode", "select_device", "train",
+]

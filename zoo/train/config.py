@@ -1,0 +1,84 @@
+"""TrainConfig: every training option in one record (saved into checkpoints as ``train_args``)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from zoo.errors import ZooError
+
+
+@dataclass
+class TrainConfig:
+    """Options of a training run; ``zoo train`` fills it from the command line."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-2
+    optimizer: str = "sgd"  # sgd | adam | adamw
+    momentum: float = 0.9  # sgd only; 0 gives the book's plain SGD
+    weight_decay: float = 0.0
+    l2: float = 0.0  # explicit penalty: loss + l2 * sum(p ** 2), as the lecture writes it
+    l1: float = 0.0  # explicit penalty: loss + l1 * sum(|p|)
+    loss: str = "ce"  # ce | nll | mse
+    label_smoothing: float = 0.0
+    scheduler: str = "none"  # none | step | multistep | cosine | onecycle
+    step_size: int = 10  # epochs, for step
+    milestones: tuple[int, ...] = ()  # epochs, for multistep
+    gamma: float = 0.1
+    clip_grad: float | None = None  # max gradient norm
+    early_stop: int | None = None  # patience in epochs without improvement of `monitor`
+    monitor: str = "val_acc"  # val_acc | val_loss | train_acc | train_loss
+    device: str = "auto"
+    amp: bool | None = None  # None: on for CUDA
+    channels_last: bool | None = None  # None: on for CUDA
+    seed: int = 0
+    augment: str = "none"  # e.g. "crop=4,flip" or "default"; training split only
+    normalize: str = "dataset"  # dataset (mean/std of the training images) | model (the spec's / weights' own)
+    val_split: float = 0.1  # used when the folder has no train/ and val/
+    cache: bool | str = "auto"  # decode into memory when it fits cache_mb
+    cache_mb: float = 1024
+    workers: int | None = None  # DataLoader workers when streaming
+    val_batch_size: int | None = None  # default: 2 x batch_size
+    metrics_format: str = "jsonl"  # jsonl | csv | both | none
+    plot: bool = True
+    progress: bool = True
+    out: str | None = None
+    resume: str | None = None  # a checkpoint directory (usually OUT/last)
+    model_args: dict[str, Any] = field(default_factory=dict)
+    input_size: tuple[int, int, int] | None = None
+
+    def __post_init__(self) -> None:
+        from zoo.train.optim import LOSSES, OPTIMIZERS, SCHEDULERS
+        from zoo.train.metrics import METRICS_FORMATS
+
+        self.optimizer = self.optimizer.lower()
+        self.loss = self.loss.lower()
+        self.scheduler = (self.scheduler or "none").lower()
+        checks = [
+            (self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}"),
+            (self.loss in LOSSES, f"unknown loss {self.loss!r}; choose from {', '.join(LOSSES)}"),
+            (self.scheduler in SCHEDULERS, f"unknown scheduler {self.scheduler!r}; choose from {', '.join(SCHEDULERS)}"),
+            (self.metrics_format in METRICS_FORMATS, f"--metrics-format must be one of {', '.join(METRICS_FORMATS)}"),
+            (self.monitor in ("val_acc", "val_loss", "train_acc", "train_loss"),
+             "--monitor must be val_acc, val_loss, train_acc or train_loss"),
+            (self.normalize in ("dataset", "model"), "--normalize must be 'dataset' or 'model'"),
+            (isinstance(self.epochs, int) and self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
+            (isinstance(self.batch_size, int) and self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
+            (self.lr > 0, f"--lr must be positive, got {self.lr}"),
+            (self.l1 >= 0 and self.l2 >= 0 and self.weight_decay >= 0, "penalties and weight decay must not be negative"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ZooError(message)
+        self.milestones = tuple(int(m) for m in self.milestones)
+        if self.input_size is not None:
+            self.input_size = tuple(int(v) for v in self.input_size)  # type: ignore[assignment]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly, for config.json's ``train_args``."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def names(cls) -> set[str]:
+        return {f.name for f in fields(cls)}

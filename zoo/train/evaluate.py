@@ -1,0 +1,147 @@
+"""Evaluating a checkpoint on an image folder: accuracy, per-class accuracy, confusion matrix."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from zoo.errors import CheckpointError, DataError
+
+
+@dataclass
+class EvalResult:
+    """Metrics of one evaluation."""
+
+    accuracy: float
+    loss: float
+    num_images: int
+    class_names: list[str]
+    per_class_accuracy: dict[str, float | None]
+    confusion: list[list[int]]  # rows: true class, columns: predicted class
+    skipped: dict[str, int] = field(default_factory=dict)
+    data: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly view (``zoo evaluate --json``)."""
+        return {
+            "accuracy": self.accuracy,
+            "loss": self.loss,
+            "num_images": self.num_images,
+            "class_names": self.class_names,
+            "per_class_accuracy": self.per_class_accuracy,
+            "confusion_matrix": self.confusion,
+            "skipped": self.skipped,
+            "data": self.data,
+        }
+
+
+def evaluate(
+    checkpoint: Any,
+    data: Any,
+    *,
+    split: str = "auto",
+    batch_size: int = 256,
+    device: str = "auto",
+    cache_mb: float = 1024,
+    workers: int | None = None,
+) -> EvalResult:
+    """Evaluate a checkpoint (a directory, or a model loaded by :func:`zoo.load`) on ``data``.
+
+    ``data`` is an image folder (``DIR/val`` when it exists, else ``DIR``;
+    ``split`` picks ``train``, ``val`` or ``all`` explicitly), ``scheme:name``,
+    or a pair of tensors ``(inputs, labels)`` already prepared for the model.
+    The folder's class names must be among the checkpoint's.
+    """
+    import torch
+
+    from zoo.checkpoint import load_checkpoint
+    from zoo.data.batches import make_batches
+    from zoo.data.dataset import ImageSplit, cache_bytes
+    from zoo.data.decode import decode_many
+    from zoo.data.folder import eval_files
+    from zoo.data.transforms import Normalize
+    from zoo.train.metrics import confusion_matrix, per_class_accuracy
+    from zoo.train.trainer import select_device
+
+    if isinstance(checkpoint, (str, os.PathLike)):
+        model, config = load_checkpoint(checkpoint)
+    else:
+        model, config = checkpoint, getattr(checkpoint, "zoo_config", None)
+        if config is None:
+            raise CheckpointError("evaluate() needs a checkpoint path or a model loaded with zoo.load()")
+    class_names = list(config["class_names"])
+    num_classes = int(config["num_classes"])
+    input_size = tuple(int(v) for v in config["input_size"])
+    skipped: dict[str, int] = {}
+    where = None
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        source: Any = (data[0], data[1].long())
+    else:
+        folder, names, files, skipped = eval_files(data, split)
+        where = str(folder)
+        unknown = [n for n in names if n not in class_names]
+        if unknown:
+            raise CheckpointError(
+                f"the data has classes the checkpoint does not know: {', '.join(unknown)}"
+                f" (it was trained on {num_classes} classes: {', '.join(class_names[:10])}"
+                f"{', ...' if num_classes > 10 else ''})"
+            )
+        # Folder labels -> the checkpoint's class indices.
+        remap = [class_names.index(n) for n in names]
+        labels = torch.tensor([remap[i] for i in files.labels], dtype=torch.long)
+        if cache_bytes(len(files), input_size) <= cache_mb * 2**20:
+            images, kept, bad = decode_many(files.paths, input_size[0], input_size[1:])
+            for reason, n in bad.items():
+                skipped[reason] = skipped.get(reason, 0) + n
+            source = ImageSplit([files.paths[i] for i in kept], labels[kept], images)
+        else:
+            source = ImageSplit(list(files.paths), labels)
+        if len(source) == 0:
+            raise DataError(f"none of the images under {where!r} could be read")
+    dev = select_device(device)
+    model = model.to(dev).eval()
+    batches = make_batches(source, batch_size, train=False, input_size=input_size, workers=workers)
+    normalize = Normalize(config.get("mean"), config.get("std"))
+    preds, targets = [], []
+    loss_sum, n = 0.0, 0
+    with torch.inference_mode():
+        for x, y in batches:
+            out = model(normalize(x.to(dev), train=False)).float()
+            if out.shape[1] != num_classes:
+                raise CheckpointError(f"the model gives {out.shape[1]} outputs but its config says {num_classes} classes")
+            y = y.to(dev)
+            loss_sum += float(torch.nn.functional.cross_entropy(out, y, reduction="sum"))
+            n += y.shape[0]
+            preds.append(out.argmax(1).cpu())
+            targets.append(y.cpu())
+    for reason, count in getattr(batches, "skipped", {}).items():
+        skipped[reason] = skipped.get(reason, 0) + count
+    p, t = torch.cat(preds), torch.cat(targets)
+    cm = confusion_matrix(p, t, num_classes)
+    per_class = dict(zip(class_names, per_class_accuracy(cm)))
+    return EvalResult(
+        accuracy=float((p == t).float().mean()), loss=loss_sum / max(1, n), num_images=n, class_names=class_names,
+        per_class_accuracy=per_class, confusion=cm.tolist(), skipped=skipped, data=where,
+    )
+
+
+def format_report(result: EvalResult, max_classes: int = 30) -> str:
+    """A text report: accuracy, per-class accuracy and the confusion matrix (small class counts)."""
+    lines = [f"accuracy  {100 * result.accuracy:.2f}%  ({result.num_images} images, loss {result.loss:.4f})"]
+    if result.skipped:
+        lines.append("skipped   " + ", ".join(f"{n} {r}" for r, n in sorted(result.skipped.items())))
+    lines.append("per class:")
+    width = max(len(n) for n in result.class_names)
+    for name, acc in result.per_class_accuracy.items():
+        lines.append(f"  {name.ljust(width)}  {'-' if acc is None else f'{100 * acc:.1f}%'}")
+    k = len(result.class_names)
+    if k <= max_classes:
+        lines.append("confusion matrix (rows: true, columns: predicted):")
+        cell = max(4, max(len(str(v)) for row in result.confusion for v in row) + 1)
+        labels = [n[: cell - 1] for n in result.class_names]
+        lines.append(" " * (width + 2) + "".join(lab.rjust(cell) for lab in labels))
+        for name, row in zip(result.class_names, result.confusion):
+            lines.append(f"  {name.ljust(width)}" + "".join(str(v).rjust(cell) for v in row))
+    return "\n".join(lines)
+

@@ -1,0 +1,76 @@
+"""Training history on disk (JSONL / CSV), the curves plot, and classification metrics."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from zoo.checkpoint import atomic_write
+
+METRICS_FORMATS = ("jsonl", "csv", "both", "none")
+
+
+def write_history(out: Path, history: Sequence[dict[str, Any]], fmt: str = "jsonl") -> list[Path]:
+    """(Re)write ``metrics.jsonl`` and/or ``metrics.csv`` under ``out``; each rename is atomic."""
+    written: list[Path] = []
+    if fmt in ("jsonl", "both"):
+        text = "".join(json.dumps(row, default=float) + "\n" for row in history)
+        written.append(atomic_write(out / "metrics.jsonl", lambda p: p.write_text(text)))
+    if fmt in ("csv", "both"):
+        keys: list[str] = []
+        for row in history:
+            keys.extend(k for k in row if k not in keys)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(history)
+        text = buf.getvalue()
+        written.append(atomic_write(out / "metrics.csv", lambda p: p.write_text(text)))
+    return written
+
+
+def plot_curves(history: Sequence[dict[str, Any]], path: Path, title: str = "") -> Path | None:
+    """Loss and accuracy per epoch, train and val, as a PNG; ``None`` when there is nothing to draw."""
+    if not history:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)  # no display needed, never opens a window
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] for row in history]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric, label in ((axes[0], "loss", "loss"), (axes[1], "acc", "accuracy")):
+        for split, style in (("train", "-o"), ("val", "-s")):
+            key = f"{split}_{metric}"
+            values = [row.get(key) for row in history]
+            if any(v is not None for v in values):
+                ax.plot(epochs, [float("nan") if v is None else v for v in values], style, ms=3, label=split)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    try:
+        return atomic_write(path, lambda p: fig.savefig(p, dpi=100, format="png"))
+    finally:
+        plt.close(fig)
+
+
+def confusion_matrix(preds, targets, num_classes: int):
+    """(num_classes, num_classes) counts: rows are true classes, columns predictions."""
+    import torch
+
+    idx = targets.to(torch.long) * num_classes + preds.to(torch.long)
+    return torch.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def per_class_accuracy(confusion) -> list[float | None]:
+    """Recall of each class (None for classes absent from the data)."""
+    totals = confusion.sum(1)
+    return [float(confusion[i, i] / totals[i]) if totals[i] > 0 else None for i in range(confusion.shape[0])]
