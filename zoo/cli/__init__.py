@@ -19,6 +19,11 @@ COMMANDS: dict[str, str] = {
     "list": "zoo.cli.models:list_command",
     "info": "zoo.cli.models:info_command",
     "plugins": "zoo.cli.plugins:plugins_command",
+    "finetune": "zoo.cli.finetune:finetune_command",
+    "pretrain": "zoo.cli.finetune:pretrain_group",
+    "export": "zoo.cli.export:export_command",
+    "bench": "zoo.cli.export:bench_command",
+    "predict": "zoo.cli.predict:predict_command",
     "train": "zoo.cli.train:train_command",
     "evaluate": "zoo.cli.train:evaluate_command",
 }

@@ -1,0 +1,94 @@
+"""What gets exported: a checkpoint, a zoo .safetensors file, or a registry name."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import ExportError
+
+AUTOENCODER_TAG = "autoencoder"
+
+
+def load_source(
+    source: str | os.PathLike,
+    *,
+    pretrained: bool | str = False,
+    num_classes: int | None = None,
+    model_kwargs: dict[str, Any] | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """``(model, config)`` for a checkpoint directory, a zoo ``.safetensors`` file or a model name.
+
+    A name builds the registry's model (with its pretrained weights when
+    ``pretrained`` is set) and a fresh config for it.
+    """
+    from zoo import checkpoint
+
+    path = Path(source)
+    if path.exists() or path.with_name(f".{path.name}.old").is_dir():
+        if pretrained or num_classes is not None or model_kwargs:
+            raise ExportError("--pretrained, --num-classes and --model-arg apply to model names, not checkpoints")
+        model, config = checkpoint.load_checkpoint(path)
+        return model, config
+    from zoo.factory import create_model
+    from zoo.registry import get_spec
+
+    spec = get_spec(str(source))  # unknown names fail here with suggestions
+    model = create_model(spec, num_classes=num_classes, pretrained=pretrained, **(model_kwargs or {}))
+    model.eval()
+    class_names = None
+    if pretrained and num_classes in (None, spec.num_classes):
+        for weights in spec.weights:
+            if weights.class_names and (pretrained is True or weights.tag == pretrained):
+                class_names = list(weights.class_names)
+                break
+    config = checkpoint.make_config(model, class_names=class_names)
+    return model, config
+
+
+def is_autoencoder(config: dict[str, Any]) -> bool:
+    """Whether the config's architecture is tagged as an autoencoder (exported as reconstruction)."""
+    from zoo.registry import get_spec
+
+    try:
+        return AUTOENCODER_TAG in get_spec(config["architecture"]).tags
+    except Exception:  # an architecture this install does not know: treat as a classifier
+        return False
+
+
+def forward_module(model: Any, config: dict[str, Any]) -> tuple[Any, str]:
+    """The module to trace and its task: the classifier itself, or an autoencoder's reconstruction."""
+    if not is_autoencoder(config):
+        return model, "classification"
+    import torch
+
+    reconstruct = _reconstruction_fn(model)
+    if reconstruct is None:
+        raise ExportError(
+            f"{config['architecture']} is tagged autoencoder but has no reconstruct(), decode(encode()) or"
+            " encoder/decoder modules to export"
+        )
+
+    class Reconstruction(torch.nn.Module):
+        """Input image -> reconstructed image, the forward an autoencoder is served with."""
+
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return _reconstruction_fn(self.inner)(x)
+
+    return Reconstruction(model).eval(), "reconstruction"
+
+
+def _reconstruction_fn(model: Any):
+    for name in ("reconstruct", "forward_reconstruction"):
+        if callable(getattr(model, name, None)):
+            return getattr(model, name)
+    if callable(getattr(model, "encode", None)) and callable(getattr(model, "decode", None)):
+        return lambda x: model.decode(model.encode(x))
+    if hasattr(model, "encoder") and hasattr(model, "decoder"):
+        return lambda x: model.decoder(model.encoder(x))
+    return None

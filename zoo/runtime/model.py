@@ -1,0 +1,344 @@
+"""An exported model in ONNX Runtime: preprocessing and labels from its metadata.
+
+Needs only onnxruntime, numpy and pillow. ``onnxruntime`` itself is imported
+when a model is opened, so code that only preprocesses stays light.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from . import metadata as md
+from .errors import RuntimeInputError
+from .preprocess import Preprocessing, list_images, open_image
+
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+@dataclass
+class Prediction:
+    """The top classes for one input."""
+
+    source: str
+    labels: list[str]
+    indices: list[int]
+    probabilities: list[float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "input": self.source,
+            "top": [
+                {"label": label, "index": index, "probability": prob}
+                for label, index, prob in zip(self.labels, self.indices, self.probabilities)
+            ],
+        }
+
+
+def choose_providers(provider: str = "auto") -> list[str]:
+    """ONNX Runtime providers for ``cpu``, ``cuda`` or ``auto`` (CUDA when this onnxruntime has it)."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    provider = provider.lower()
+    if provider == "auto":
+        return [PROVIDERS["cuda"], PROVIDERS["cpu"]] if PROVIDERS["cuda"] in available else [PROVIDERS["cpu"]]
+    if provider not in PROVIDERS:
+        raise RuntimeInputError(f"unknown provider {provider!r}; choose cpu, cuda or auto")
+    if PROVIDERS[provider] not in available:
+        raise RuntimeInputError(
+            f"this onnxruntime has no {PROVIDERS[provider]} (it offers {', '.join(available)});"
+            " install onnxruntime-gpu for CUDA, or use --provider cpu"
+        )
+    return [PROVIDERS[provider]] + ([PROVIDERS["cpu"]] if provider != "cpu" else [])
+
+
+def open_session(path: str | os.PathLike, provider: str = "auto", threads: int | None = None) -> Any:
+    """An ``InferenceSession`` with full graph optimisation, or a clear error for a bad file."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.is_file():
+        raise RuntimeInputError(f"model file {str(path)!r} does not exist")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = int(threads)
+    options.log_severity_level = 3  # keep ORT's own warnings off the user's terminal
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=choose_providers(provider))
+    except RuntimeInputError:
+        raise
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise RuntimeInputError(
+            f"cannot load {str(path)!r} as an ONNX model (corrupt, truncated or not ONNX?): {first[:300]}"
+        ) from None
+
+
+class Predictor:
+    """Shared prediction logic: subclasses set ``preprocessing``, ``labels``, ``task``,
+    ``name`` and implement :meth:`run` on a preprocessed batch."""
+
+    preprocessing: Preprocessing
+    labels: list[str] | None
+    task: str = "classification"
+    name: str = "model"
+
+    def run(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        """Softmax probabilities ``(N, classes)`` for a preprocessed batch."""
+        if self.task != "classification":
+            raise RuntimeInputError(f"{self.name} is a {self.task} model; it has no class probabilities")
+        return softmax(self.run(batch))
+
+    def top_k(self, probs: np.ndarray, sources: Sequence[str], k: int = 5) -> list[Prediction]:
+        """The ``k`` most probable classes of each row of ``probs``."""
+        num = probs.shape[1]
+        if self.labels is not None and len(self.labels) != num:
+            raise RuntimeInputError(f"{len(self.labels)} labels were given but the model has {num} outputs")
+        k = max(1, min(int(k), num))
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        out = []
+        for row, idx, source in zip(probs, order, sources):
+            names = [self.labels[i] if self.labels else str(i) for i in idx]
+            out.append(Prediction(str(source), names, [int(i) for i in idx], [float(row[i]) for i in idx]))
+        return out
+
+    def predict_array(self, batch: np.ndarray, top_k: int = 5) -> list[Prediction]:
+        """Predictions for a preprocessed numpy batch (CHW or NCHW float32)."""
+        arr = self.preprocessing.check_array(batch)
+        return self.top_k(self.probabilities(arr), [f"array[{i}]" for i in range(len(arr))], top_k)
+
+    def predict_image(self, image: Any, top_k: int = 5) -> Prediction:
+        """Prediction for one image: a path or a PIL image (any mode or size; converted and resized)."""
+        if isinstance(image, (str, os.PathLike)):
+            return self.predict([image], top_k=top_k)[0]
+        arr = self.preprocessing.image_to_array(image)[None]
+        return self.top_k(self.probabilities(arr), ["image"], top_k)[0]
+
+    def predict(self, inputs: Iterable[str | os.PathLike], top_k: int = 5, batch_size: int = 32) -> list[Prediction]:
+        """Predictions for image files and folders (searched recursively), in batches."""
+        paths = list_images(inputs)
+        if not paths:
+            raise RuntimeInputError("no images found in the given inputs")
+        out: list[Prediction] = []
+        for chunk, batch in self.batches(paths, batch_size):
+            out.extend(self.top_k(self.probabilities(batch), [str(p) for p in chunk], top_k))
+        return out
+
+    def batches(self, paths: Sequence[Path], batch_size: int = 32) -> Iterator[tuple[Sequence[Path], np.ndarray]]:
+        """Decoded, preprocessed batches; the next batch decodes while the current one runs."""
+        size = max(1, int(batch_size))
+        chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
+        if len(chunks) == 1:
+            yield chunks[0], self.preprocessing.load_batch(chunks[0])
+            return
+        # pillow releases the GIL while decoding and resizing, so one helper
+        # thread hides most of the decoding behind the model's own run.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(self.preprocessing.load_batch, chunks[0])
+            for i, chunk in enumerate(chunks):
+                batch = pending.result()
+                if i + 1 < len(chunks):
+                    pending = pool.submit(self.preprocessing.load_batch, chunks[i + 1])
+                yield chunk, batch
+
+    def reconstruct(self, inputs: Iterable[str | os.PathLike], batch_size: int = 32) -> list[tuple[str, np.ndarray, float]]:
+        """For autoencoders: ``(path, reconstruction, mean squared error)`` per image."""
+        paths = list_images(inputs)
+        if not paths:
+            raise RuntimeInputError("no images found in the given inputs")
+        out = []
+        for chunk, batch in self.batches(paths, batch_size):
+            recon = np.asarray(self.run(batch))
+            errors = ((recon.reshape(len(batch), -1) - batch.reshape(len(batch), -1)) ** 2).mean(axis=1)
+            out.extend((str(p), r, float(e)) for p, r, e in zip(chunk, recon, errors))
+        return out
+
+
+class OnnxModel(Predictor):
+    """An exported zoo model (or any image classifier in ONNX) ready to predict.
+
+    ``size``, ``mean``, ``std`` and ``labels`` override or fill in what the
+    file's metadata says; a file from elsewhere without metadata needs them.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        provider: str = "auto",
+        threads: int | None = None,
+        size: int | Sequence[int] | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        labels: Sequence[str] | str | os.PathLike | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.name = self.path.name
+        self.session = open_session(self.path, provider=provider, threads=threads)
+        self.metadata = md.decode(self.session.get_modelmeta().custom_metadata_map or {})
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise RuntimeInputError(f"{self.path.name} takes {len(inputs)} inputs; the runtime handles one image input")
+        self.input_name = inputs[0].name
+        self.input_shape = list(inputs[0].shape)
+        if len(self.input_shape) != 4:
+            raise RuntimeInputError(
+                f"{self.path.name} takes a {len(self.input_shape)}-d input {self.input_shape}; expected (N, C, H, W) images"
+            )
+        self.output_name = self.session.get_outputs()[0].name
+        self.task = str(self.metadata.get(md.TASK, "classification"))
+        self.preprocessing = self._preprocessing(size, mean, std)
+        self.labels = self._labels(labels)
+
+    # -- what the file says -----------------------------------------------------
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self.session.get_providers())
+
+    @property
+    def max_batch(self) -> int | None:
+        """The batch size baked into the graph, or None when it is dynamic."""
+        first = self.input_shape[0]
+        return first if isinstance(first, int) and first > 0 else None
+
+    def _preprocessing(self, size: Any, mean: Any, std: Any) -> Preprocessing:
+        meta_size = self.metadata.get(md.INPUT_SIZE)
+        graph = [d if isinstance(d, int) and d > 0 else None for d in self.input_shape[1:]]
+        chans = graph[0] or (int(meta_size[0]) if meta_size else None)
+        if size is not None:
+            height, width = _size_pair(size)
+        elif meta_size:
+            height, width = int(meta_size[1]), int(meta_size[2])
+        elif graph[1] and graph[2]:
+            height, width = graph[1], graph[2]  # a static graph tells its own size
+        else:
+            height = width = None
+        mean = mean if mean is not None else self.metadata.get(md.MEAN)
+        std = std if std is not None else self.metadata.get(md.STD)
+        missing = [
+            flag
+            for flag, value in (("--size", height), ("--mean", mean), ("--std", std))
+            if value is None
+        ]
+        if chans is None and not missing:
+            chans = len(mean)
+        if missing:
+            raise RuntimeInputError(
+                f"{self.path.name} carries no zoo metadata for {', '.join(f[2:] for f in missing)}:"
+                f" give {' and '.join(missing)} (e.g. --size 224 --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225),"
+                " and --labels FILE for class names (class indices are shown without it)"
+            )
+        if graph[1] and graph[2] and (graph[1], graph[2]) != (height, width):
+            raise RuntimeInputError(
+                f"{self.path.name} has a fixed input size {graph[1]}x{graph[2]}; --size {height}x{width} does not fit it"
+            )
+        mean = tuple(float(v) for v in mean)
+        std = tuple(float(v) for v in std)
+        if len(mean) == 1 and chans == 3:  # one value for all channels is a common shorthand
+            mean, std = mean * 3, std * 3 if len(std) == 1 else std
+        return Preprocessing(int(chans), int(height), int(width), mean, std)
+
+    def _labels(self, labels: Any) -> list[str] | None:
+        if labels is not None:
+            return read_labels(labels)
+        names = self.metadata.get(md.CLASS_NAMES)
+        return [str(n) for n in names] if isinstance(names, list) else None
+
+    # -- running ----------------------------------------------------------------
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """The raw output (logits, or reconstructions) for a preprocessed ``(N, C, H, W)`` batch."""
+        arr = self.preprocessing.check_array(batch)
+        fixed = self.input_shape[2:]
+        if all(isinstance(d, int) and d > 0 for d in fixed) and list(arr.shape[2:]) != fixed:
+            raise RuntimeInputError(
+                f"the array is {arr.shape[2]}x{arr.shape[3]}, the model takes {fixed[0]}x{fixed[1]};"
+                " resize first, or pass image files (they are resized for you)"
+            )
+        step = self.max_batch or len(arr)
+        outs = [
+            self.session.run([self.output_name], {self.input_name: arr[i : i + step]})[0]
+            for i in range(0, len(arr), max(step, 1))
+        ]
+        return outs[0] if len(outs) == 1 else np.concatenate(outs)
+
+    def describe(self) -> dict[str, Any]:
+        """What the model expects and where it runs."""
+        arch = self.metadata.get(md.ARCHITECTURE)
+        return {
+            "path": str(self.path),
+            "architecture": arch.get("name") if isinstance(arch, dict) else arch,
+            "task": self.task,
+            "providers": self.providers,
+            "input_shape": self.input_shape,
+            **self.preprocessing.to_dict(),
+            "num_labels": len(self.labels) if self.labels else None,
+        }
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64, stable for large logits."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def read_labels(labels: Sequence[str] | str | os.PathLike) -> list[str]:
+    """Labels from a list, a comma-separated string, or a file (one per line, or a JSON list)."""
+    if isinstance(labels, (list, tuple)):
+        return [str(v) for v in labels]
+    text = str(labels)
+    path = Path(text)
+    if path.is_file():
+        raw = path.read_text(encoding="utf-8")
+        if raw.lstrip().startswith("["):
+            import json
+
+            try:
+                return [str(v) for v in json.loads(raw)]
+            except ValueError:
+                raise RuntimeInputError(f"{text!r} starts like JSON but is not a JSON list of labels") from None
+        return [line.strip() for line in raw.splitlines() if line.strip()]
+    if "," in text:
+        return [part.strip() for part in text.split(",")]
+    raise RuntimeInputError(f"--labels {text!r}: give a file (one label per line) or a comma-separated list")
+
+
+def _size_pair(size: int | Sequence[int] | str) -> tuple[int, int]:
+    if isinstance(size, str):
+        parts = [p for p in size.lower().replace(",", "x").split("x") if p]
+        try:
+            values = [int(p) for p in parts]
+        except ValueError:
+            raise RuntimeInputError(f"--size {size!r}: give N or HxW, e.g. 224 or 224x224") from None
+    elif isinstance(size, int):
+        values = [size]
+    else:
+        values = [int(v) for v in size]
+    if len(values) == 1:
+        values = values * 2
+    if len(values) == 3:  # (C, H, W)
+        values = values[1:]
+    if len(values) != 2 or min(values) < 1:
+        raise RuntimeInputError(f"--size {size!r}: give N or HxW, e.g. 224 or 224x224")
+    return values[0], values[1]
+
+
+def load(path: str | os.PathLike, **options: Any) -> OnnxModel:
+    """Open an exported ``.onnx`` model; see :class:`OnnxModel` for the options."""
+    return OnnxModel(path, **options)
+
+
+__all__ = ["OnnxModel", "Prediction", "Predictor", "choose_providers", "load", "open_image", "open_session", "read_labels", "softmax"]
