@@ -24,6 +24,10 @@ _LAZY = {
     "load": "zoo.checkpoint:load",
     "load_checkpoint": "zoo.checkpoint:load_checkpoint",
     "save_checkpoint": "zoo.checkpoint:save_checkpoint",
+    "train": "zoo.train:_module",
+    "Trainer": "zoo.train:Trainer",
+    "TrainConfig": "zoo.train:TrainConfig",
+    "evaluate": "zoo.train:evaluate",
 }
 
 __all__ = [

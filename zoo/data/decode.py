@@ -46,8 +46,8 @@ def open_image(path: str | os.PathLike | Any, in_chans: int = 3, size: tuple[int
         raise ImageDecodeError("too large to decode safely") from None
     except UnidentifiedImageError:
         raise ImageDecodeError("not a readable image") from None
-    except PermissionError:
-        raise ImageDecodeError("permission denied") from None
+    except (PermissionError, FileNotFoundError, IsADirectoryError) as exc:
+        raise ImageDecodeError(f"unreadable ({exc.strerror or exc})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         # Truncated or corrupt files surface as OSError from the decoder.
         raise ImageDecodeError(f"corrupt or truncated ({exc})") from None
@@ -66,8 +66,6 @@ def skip_reason(message: str) -> str:
         return "corrupt"
     if message.startswith("too large"):
         return "too large"
-    if message.startswith("permission"):
-        return "unreadable"
     return "unreadable"
 
 

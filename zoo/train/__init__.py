@@ -58,6 +58,10 @@ NaN/inf loss raises :class:`TrainingDivergedError` and keeps the last good check
 :func:`evaluate` scores a checkpoint on an image folder (accuracy, per-class accuracy, confusion matrix).
 """
 
+import sys
+import types
+from typing import Any
+
 from zoo.train.config import TrainConfig
 from zoo.train.evaluate import EvalResult, evaluate, format_report
 from zoo.train.trainer import (
@@ -68,3 +72,18 @@ __all__ = [
     "Callback", "EvalResult", "TrainConfig", "TrainResult", "Trainer", "TrainingDivergedError", "evaluate",
     "format_report", "load_folder_for", "model_train_mode", "select_device", "train",
 ]
+
+
+class _CallableModule(types.ModuleType):
+    """``zoo.train`` is this package *and* the one-call API: ``zoo.train("net", "data/", ...)``.
+
+    A subpackage attribute would shadow a function of the same name on
+    ``zoo``, so the package itself is made callable instead.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> TrainResult:
+        return train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+_module = sys.modules[__name__]  # what zoo's lazy name "train" resolves to

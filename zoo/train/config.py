@@ -39,6 +39,7 @@ class TrainConfig:
     cache: bool | str = "auto"  # decode into memory when it fits cache_mb
     cache_mb: float = 1024
     workers: int | None = None  # DataLoader workers when streaming
+    threads: int | None = None  # torch CPU threads (None: torch's default)
     val_batch_size: int | None = None  # default: 2 x batch_size
     metrics_format: str = "jsonl"  # jsonl | csv | both | none
     plot: bool = True

@@ -231,6 +231,8 @@ class Trainer:
         from zoo.train.optim import build_optimizer, build_scheduler, make_loss
 
         cfg = self.config
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
         self.device = self._pick_device()
         self.amp = cfg.amp if cfg.amp is not None else self.device.type == "cuda"
         self.channels_last = cfg.channels_last if cfg.channels_last is not None else self.device.type == "cuda"
@@ -385,7 +387,18 @@ class Trainer:
         except (ValueError, KeyError) as exc:
             raise CheckpointError(f"cannot resume the optimizer from {self.config.resume!r}: {exc}") from None
         if self.scheduler is not None and state.get("scheduler") is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
+            steps = len(self.train_batches)
+            if state.get("epochs") == self.config.epochs and state.get("steps_per_epoch") == steps:
+                self.scheduler.load_state_dict(state["scheduler"])
+            else:
+                # A longer (or shorter) run changes the horizon of cosine/onecycle:
+                # replay the new schedule up to where the old run stopped.
+                import warnings
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    for _ in range(int(state["epoch"]) * steps):
+                        self.scheduler.step()
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.epoch = int(state["epoch"])
@@ -407,6 +420,8 @@ class Trainer:
 
         return {
             "epoch": self.epoch,
+            "epochs": self.config.epochs,
+            "steps_per_epoch": len(self.train_batches),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
@@ -552,8 +567,7 @@ class Trainer:
 
         batches = batches or self.val_batches
         model = self.model
-        was_training = model.training
-        model.eval()
+        model.eval()  # the next epoch's train_mode() switches back
         device = self.device
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         correct = torch.zeros((), dtype=torch.long, device=device)
@@ -569,8 +583,6 @@ class Trainer:
                 loss_sum += self.loss_fn(out, y).double() * y.shape[0]
                 correct += (out.argmax(1) == y).sum()
                 seen += y.shape[0]
-        if was_training:
-            self.train_mode(model)
         totals = torch.stack([loss_sum, correct.double(), seen])
         # Padding in sharded splits repeats a few samples; negligible, and identical on every rank.
         self.dist.all_reduce_sum(totals)
