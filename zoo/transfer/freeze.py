@@ -89,6 +89,11 @@ def model_stages(model: nn.Module) -> list[Stage]:
         if leading:
             stages.append(_stage("stem" if "stem" not in names else "stem_layers", leading, prefix))
             leading = []
+        if leaf and has_block and stages:
+            # A lone norm after a block (resnet-d's bn1, a ViT's final norm) belongs to it.
+            stages[-1].modules.append(prefix + name)
+            stages[-1].aliases.append(name)
+            continue
         stages.append(_stage(name, [name], prefix))
     if leading:
         stages.append(_stage("stem" if "stem" not in names else "stem_layers", leading, prefix))

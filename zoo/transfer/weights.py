@@ -166,9 +166,11 @@ def _prefix_variants(state: dict[str, Any], model_keys: Mapping[str, Any]):
 def _match_by_order(state: dict[str, Any], model_keys: Mapping[str, Any]) -> dict[str, Any] | None:
     # Same tensors in the same order under other names (another library's
     # module naming): accept only when every shape lines up.
-    file_items = list(state.items())
-    model_items = [(k, v) for k, v in model_keys.items() if not k.endswith("num_batches_tracked")]
-    file_items = [(k, v) for k, v in file_items if not k.endswith("num_batches_tracked")]
+    def counters(k: str, v: Any) -> bool:  # BatchNorm's num_batches_tracked, under any name
+        return k.endswith("num_batches_tracked") or (getattr(v, "ndim", 1) == 0 and not v.is_floating_point())
+
+    model_items = [(k, v) for k, v in model_keys.items() if not counters(k, v)]
+    file_items = [(k, v) for k, v in state.items() if not counters(k, v)]
     if len(file_items) != len(model_items):
         return None
     if any(tuple(fv.shape) != tuple(mv.shape) for (_, fv), (_, mv) in zip(file_items, model_items)):
@@ -331,7 +333,9 @@ def resolve_weights(spec: Any, tag: str | None = None, weights: str | os.PathLik
         places.append(str(torch_hub_dir() / "checkpoints" / name))
     if pretrained.hf_hub_id:
         places.append(str(hf_repo_dir(pretrained.hf_hub_id)) + "/snapshots/<rev>/model.safetensors")
-    where = " or ".join(places) if places else "a local file"
+    if pretrained.package_file:
+        places.append(f"{pretrained.package_file} (shipped with the package: reinstall it)")
+    where = " or ".join(places) if places else "the torch hub cache"
     offline = "" if network_allowed() else " (offline: ZOO_OFFLINE/HF_HUB_OFFLINE is set)"
     raise WeightsNotFoundError(
         f"pretrained weights {spec.name}.{pretrained.tag} are not on disk{offline}; either pass --weights FILE"

@@ -1,0 +1,174 @@
+"""``zoo finetune`` and ``zoo pretrain autoencoder``: thin layers over :mod:`zoo.transfer`.
+
+``finetune`` takes every option of ``zoo train`` (the same parameter objects,
+with transfer-friendly defaults) plus the transfer options.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from zoo.cli._options import parse_key_values
+from zoo.cli.train import RESUME_LAST, _floats, _input_size, _ints, train_command
+
+# zoo train's options that finetune does not take, and defaults that suit a pretrained backbone.
+_NOT_SHARED = {"name", "nproc"}
+_FINETUNE_DEFAULTS = {"lr": 1e-3, "optimizer": "adamw", "normalize": "model", "epochs": 10}
+
+
+def _shared_train_options() -> list[click.Parameter]:
+    params = []
+    for param in train_command.params:
+        if param.name in _NOT_SHARED:
+            continue
+        param = copy.copy(param)
+        if param.name in _FINETUNE_DEFAULTS:
+            param.default = _FINETUNE_DEFAULTS[param.name]
+        if param.name == "out":
+            param.help = "Output directory for best/, last/, metrics and curves [runs/finetune_NAME]."
+        if param.name == "normalize":
+            param.help = "Mean/std of the pretrained weights (model) or of the training images (dataset)."
+        params.append(param)
+    return params
+
+
+@click.command("finetune")
+@click.argument("source", required=False, metavar="[NAME|CKPT]")
+@click.option("--weights", type=click.Path(), help="Weight file (.safetensors, .pth, .pt) or zoo checkpoint to load into NAME.")
+@click.option("--tag", help="Which registered pretrained weights of NAME [the first]; see 'zoo info NAME'.")
+@click.option("--encoder", type=click.Path(), help="Autoencoder checkpoint (zoo pretrain autoencoder): its encoder is the backbone.")
+@click.option("--head", default="linear", show_default=True, help="New head: linear, or mlp:SIZE[,SIZE] (e.g. mlp:512).")
+@click.option("--head-dropout", type=float, default=0.2, show_default=True, help="Dropout inside an MLP head.")
+@click.option("--freeze", default="backbone", show_default=True,
+              help="What to freeze: backbone, none, a stage name (it and all below it), or a number of stages.")
+@click.option("--freeze-pattern", "freeze_patterns", multiple=True, metavar="GLOB",
+              help="Also freeze parameters whose names match (repeatable), e.g. 'layer1.*'.")
+@click.option("--bn", "bn_policy", type=click.Choice(["frozen", "train"]), default="frozen", show_default=True,
+              help="BatchNorm in frozen parts: frozen (eval mode, statistics fixed) or train.")
+@click.option("--unfreeze-after", type=int, metavar="N",
+              help="After N epochs, unfreeze frozen stages one at a time from the top.")
+@click.option("--unfreeze-every", type=int, default=1, show_default=True, metavar="K",
+              help="Epochs between unfreezing one more stage.")
+@click.option("--layer-decay", type=float, default=0.5, show_default=True,
+              help="Discriminative learning rates: a stage k below the head trains at lr * decay^k.")
+@click.option("--cache-features/--no-cache-features", default=None,
+              help="Train the head on backbone features computed once [when the backbone is frozen and augmentation off].")
+@click.option("--dry-run", is_flag=True, help="Print the trainable/frozen parameters per group with their learning rates, then stop.")
+def finetune_command(source: str | None, weights: str | None, tag: str | None, encoder: str | None, head: str,
+                     head_dropout: float, freeze: str, freeze_patterns: tuple[str, ...], bn_policy: str,
+                     unfreeze_after: int | None, unfreeze_every: int, layer_decay: float, cache_features: bool | None,
+                     dry_run: bool, out: str | None, as_json: bool, quiet: bool, no_plot: bool, cache: bool | None,
+                     mean: str | None, std: str | None, input_size: str | None, milestones: str | None,
+                     model_args: tuple[str, ...], resume: str | None, **options) -> None:
+    """Transfer learning: finetune NAME (pretrained weights, found offline first), a checkpoint CKPT,
+    or an autoencoder's encoder (--encoder) on an image folder.
+
+    The head is replaced for the data's classes and the backbone frozen (by
+    default); options of 'zoo train' apply.
+
+    \b
+    Examples:
+      zoo finetune cifar8_resnet --data demo:cats
+      zoo finetune resnet34 --data cats/ --head mlp:512 --unfreeze-after 3
+      zoo finetune runs/net/best --data pics/ --freeze layer2 --dry-run
+      zoo finetune --encoder runs/ae/best --data labelled/
+    """
+    from zoo.train import TrainConfig
+    from zoo.transfer.finetune import FinetuneOptions, finetune
+
+    data = options.pop("data")
+    mean_v, std_v = _floats(mean, "--mean"), _floats(std, "--std")
+    if (mean_v is None) != (std_v is None):
+        raise click.UsageError("give --mean and --std together")
+    label = (source or (Path(encoder).name if encoder else "model")).rstrip("/").replace("/", "_")
+    out_dir = Path(out) if out else Path("runs") / f"finetune_{Path(label).name}"
+    if resume == RESUME_LAST:
+        resume = str(out_dir / "last")
+    cfg = TrainConfig(
+        **options,
+        milestones=_ints(milestones, "--milestones"),
+        input_size=_input_size(input_size),
+        cache="auto" if cache is None else cache,
+        plot=not no_plot,
+        progress=not quiet,
+        out=str(out_dir),
+        resume=resume,
+        model_args=parse_key_values(model_args),
+    )
+    freeze_value: str | int = int(freeze) if freeze.strip().isdigit() else freeze
+    fopts = FinetuneOptions(
+        head=head, head_dropout=head_dropout, freeze=freeze_value, freeze_patterns=tuple(freeze_patterns),
+        bn_policy=bn_policy, unfreeze_after=unfreeze_after, unfreeze_every=unfreeze_every, layer_decay=layer_decay,
+        pretrained=tag or True, weights=weights, encoder=encoder, cache_features=cache_features,
+    )
+    log = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
+    if dry_run:
+        click.echo(finetune(source, data, cfg, fopts, mean=mean_v, std=std_v, dry_run=True))
+        return
+    result = finetune(source, data, cfg, fopts, mean=mean_v, std=std_v, log=log)
+    summary = {
+        "stopped": result.stopped,
+        "best_epoch": result.best_epoch,
+        "best": result.best_metrics,
+        "last": result.final,
+        "cached_features": result.cached_features,
+        "seconds": round(result.seconds, 1),
+        "out": str(result.out),
+        "best_path": str(result.best_path) if result.best_path else None,
+        "last_path": str(result.last_path) if result.last_path else None,
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, default=str))
+    else:
+        best = result.best_metrics
+        metric = "val_acc" if "val_acc" in best else "train_acc"
+        if best:
+            click.echo(f"best {metric} {100 * best[metric]:.2f}% at epoch {result.best_epoch}"
+                       f" ({result.seconds:.0f}s): {result.best_path}")
+        click.echo(f"last checkpoint: {result.last_path}")
+    if result.stopped == "interrupted":
+        click.echo(f"interrupted: saved {result.last_path}; continue with --resume", err=True)
+        sys.exit(130)
+
+
+finetune_command.params.extend(_shared_train_options())
+
+
+@click.group("pretrain")
+def pretrain_group() -> None:
+    """Pretrain a backbone without labels (then 'zoo finetune --encoder CKPT')."""
+
+
+@pretrain_group.command("autoencoder")
+@click.option("--data", required=True, help="Folder of images (sub-folders are read too; labels are ignored), or SCHEME:NAME.")
+@click.option("--arch", default="ae_conv_32", show_default=True, help="Autoencoder architecture (zoo list --tag autoencoder).")
+@click.option("--out", type=click.Path(file_okay=False), help="Checkpoint directory [runs/pretrain_ARCH].")
+@click.option("--loss", type=click.Choice(["l2", "l1"]), default="l2", show_default=True, help="Reconstruction loss.")
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Peak learning rate (Adam, one-cycle).")
+@click.option("--weight-decay", type=float, default=0.0, show_default=True)
+@click.option("--limit", type=int, help="Use at most this many images (a seeded random subset).")
+@click.option("--val-fraction", type=float, default=0.05, show_default=True, help="Images held out to watch the loss.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Architecture argument (repeatable).")
+@click.option("--quiet", "-q", is_flag=True, help="No epoch lines.")
+def pretrain_autoencoder_command(data: str, arch: str, out: str | None, loss: str, epochs: int, batch_size: int,
+                                 lr: float, weight_decay: float, limit: int | None, val_fraction: float, seed: int,
+                                 model_args: tuple[str, ...], quiet: bool) -> None:
+    """Train an autoencoder to reconstruct the images of --data; its encoder then backs 'zoo finetune --encoder'."""
+    from zoo.transfer.encoder import pretrain_autoencoder
+
+    out_dir = Path(out) if out else Path("runs") / f"pretrain_{arch}"
+    log = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
+    result = pretrain_autoencoder(arch, data, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                                  loss=loss, val_fraction=val_fraction, limit=limit, seed=seed, out=out_dir,
+                                  model_kwargs=parse_key_values(model_args), log=log)
+    shown = result.val_loss if result.val_loss is not None else result.train_loss
+    click.echo(f"reconstruction {loss} {shown:.4f} on {result.images} images ({result.seconds:.0f}s): {result.path}")
+    click.echo(f"next: zoo finetune --encoder {result.path} --data LABELLED_DIR")
