@@ -110,14 +110,15 @@ def export_onnx(
                 attempts.append(attempt)
                 raw = work / f"raw-{kind}-{int(dynamic_hw)}.onnx"
                 try:
-                    _export(module, (2, c, h, w), raw, kind, opset, task, dynamic_hw)
+                    proto = _export(module, (2, c, h, w), raw, kind, opset, task, dynamic_hw)
                 except Exception as exc:
                     attempt["error"] = _export_error(exc, arch, kind, opset)
                     say(f"{kind} exporter, {'dynamic' if dynamic_hw else 'fixed'} size: {attempt['error']}")
                     continue
                 attempt["export_seconds"] = round(time.perf_counter() - start, 3)
                 target = work / final.name
-                _finish(raw, target, config, task, dynamic_hw)
+                _finish(proto, target, config, task, dynamic_hw)
+                del proto
                 checks = _validate(target, reference, {**inputs, **(spatial_inputs if dynamic_hw else {})}, atol)
                 attempt.update(val.summarise(checks))
                 attempt["file"] = target
@@ -153,7 +154,11 @@ def export_onnx(
 # -- exporting ----------------------------------------------------------------
 
 
-def _export(module: Any, shape: tuple[int, ...], path: Path, kind: str, opset: int, task: str, dynamic_hw: bool) -> None:
+def _export(module: Any, shape: tuple[int, ...], path: Path, kind: str, opset: int, task: str, dynamic_hw: bool) -> Any:
+    """The exported ``onnx.ModelProto`` (TorchScript: in memory; dynamo: through ``path``)."""
+    import io
+
+    import onnx
     import torch
 
     example = torch.randn(*shape)
@@ -162,10 +167,11 @@ def _export(module: Any, shape: tuple[int, ...], path: Path, kind: str, opset: i
         if kind == "torchscript":
             in_axes = {0: "batch", **({2: "height", 3: "width"} if dynamic_hw else {})}
             out_axes = {0: "batch", **({2: "height", 3: "width"} if dynamic_hw and task == "reconstruction" else {})}
+            buffer = io.BytesIO()
             torch.onnx.export(
                 module,
                 (example,),
-                str(path),
+                buffer,
                 dynamo=False,
                 opset_version=opset,
                 input_names=[md.INPUT_NAME],
@@ -173,6 +179,7 @@ def _export(module: Any, shape: tuple[int, ...], path: Path, kind: str, opset: i
                 dynamic_axes={md.INPUT_NAME: in_axes, out_name: out_axes},
                 do_constant_folding=True,
             )
+            return onnx.load_from_string(buffer.getvalue())
         else:
             dims: dict[int, Any] = {0: torch.export.Dim("batch", min=1, max=65536)}
             if dynamic_hw:
@@ -190,6 +197,7 @@ def _export(module: Any, shape: tuple[int, ...], path: Path, kind: str, opset: i
                 optimize=True,
                 verbose=False,
             )
+            return onnx.load(str(path))  # also pulls in the external weights it may have written
 
 
 @contextlib.contextmanager
@@ -242,13 +250,11 @@ def _export_error(exc: BaseException, arch: str, kind: str, opset: int) -> str:
     return f"{arch} cannot be exported by the {kind} exporter: {type(exc).__name__}: {(lines[0] if lines else '')[:200]}"
 
 
-def _finish(raw: Path, target: Path, config: dict[str, Any], task: str, dynamic_hw: bool) -> None:
-    """Add zoo's metadata, save (weights external beyond 2 GB) and run onnx.checker."""
+def _finish(proto: Any, target: Path, config: dict[str, Any], task: str, dynamic_hw: bool) -> None:
+    """Add zoo's metadata, run onnx.checker and save (weights external beyond 2 GB)."""
     import onnx
 
     from zoo import __version__
-
-    proto = onnx.load(str(raw))  # also pulls in external weights the dynamo exporter wrote
     props = md.encode(
         {
             md.CLASS_NAMES: list(config.get("class_names") or []),
@@ -274,14 +280,15 @@ def _finish(raw: Path, target: Path, config: dict[str, Any], task: str, dynamic_
     proto.producer_name = "zoo"
     proto.producer_version = __version__
     proto.doc_string = f"{config.get('architecture')} exported by zoo {__version__}"
-    if proto.ByteSize() > _PROTO_LIMIT:
+    large = proto.ByteSize() > _PROTO_LIMIT
+    if large:
         onnx.save_model(proto, str(target), save_as_external_data=True, location=f"{target.name}.data")
-    else:
-        onnx.save_model(proto, str(target))
-    try:
-        onnx.checker.check_model(str(target), full_check=False)
+    try:  # in memory when it fits: no second read of a large file
+        onnx.checker.check_model(str(target) if large else proto, full_check=False)
     except Exception as exc:
         raise ExportError(f"onnx.checker rejects the export of {config.get('architecture')}: {val._first_line(exc)}") from None
+    if not large:
+        onnx.save_model(proto, str(target))
 
 
 def _validate(path: Path, reference: Any, inputs: dict[str, np.ndarray], atol: float) -> list[val.Check]:

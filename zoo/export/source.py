@@ -48,9 +48,15 @@ def load_source(
 
 
 def is_autoencoder(config: dict[str, Any]) -> bool:
-    """Whether the config's architecture is tagged as an autoencoder (exported as reconstruction)."""
+    """Whether the config describes an autoencoder that reconstructs (exported as such).
+
+    An autoencoder architecture built with classes is its encoder plus a
+    classifier head, and exports as a classifier.
+    """
     from zoo.registry import get_spec
 
+    if int(config.get("num_classes") or 0) > 0:
+        return False
     try:
         return AUTOENCODER_TAG in get_spec(config["architecture"]).tags
     except Exception:  # an architecture this install does not know: treat as a classifier
