@@ -69,7 +69,7 @@ def _input_size(text: str | None) -> tuple[int, int, int] | None:
               show_default=True, help="Metric for the best checkpoint and early stopping.")
 @click.option("--device", default="auto", show_default=True, help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps.")
 @click.option("--amp/--no-amp", default=None, help="Mixed precision [on for CUDA].")
-@click.option("--channels-last/--no-channels-last", default=None, help="Channels-last memory format [on for CUDA].")
+@click.option("--channels-last/--no-channels-last", default=None, help="Channels-last memory format [on for CUDA and CPU].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--augment", default="none", show_default=True,
               help="Training augmentations: crop[=PAD],flip[=P],rotate[=DEG],jitter[=S],blur[=SIGMA], 'default' (crop,flip) or 'none'.")

@@ -83,12 +83,18 @@ class TensorBatches:
         bs = self.batch_size
         stop = (len(order) // bs) * bs if self.drop_last else len(order)
         contiguous = not self.shuffle and self.world_size == 1
+        x = self.x
+        # index_select returns NCHW-contiguous batches; on the NHWC storage
+        # underneath a channels-last cache it keeps the layout instead.
+        nhwc = x.ndim == 4 and not x.is_contiguous() and x.permute(0, 2, 3, 1).is_contiguous()
+        src = x.permute(0, 2, 3, 1) if nhwc else x
         for start in range(0, stop, bs):
             if contiguous:  # a view, no copy
-                yield self.x[start:start + bs], self.y[start:start + bs]
+                yield x[start:start + bs], self.y[start:start + bs]
             else:
                 idx = order[start:start + bs]
-                yield self.x.index_select(0, idx), self.y.index_select(0, idx)
+                batch = src.index_select(0, idx)
+                yield (batch.permute(0, 3, 1, 2) if nhwc else batch), self.y.index_select(0, idx)
 
 
 class LoaderBatches:

@@ -79,7 +79,8 @@ def decode_many(
 ):
     """Decode ``paths`` into one uint8 tensor (N, C, H, W).
 
-    Returns ``(images, kept, skipped)``: the tensor of the images that decoded,
+    Returns ``(images, kept, skipped)``: the tensor of the images that decoded
+    (stored channels-last),
     the indices of ``paths`` they came from, and counts per skip reason.
     PIL releases the GIL while decoding, so a few threads overlap the work.
     """
@@ -112,8 +113,9 @@ def decode_many(
             skipped[r] = skipped.get(r, 0) + 1
     if len(kept) < n:
         buf = buf[kept]
-    # NHWC -> NCHW, one copy; the NHWC buffer is freed when this returns.
-    images = torch.from_numpy(buf).permute(0, 3, 1, 2).contiguous()
+    # An (N, C, H, W) view of the NHWC buffer, i.e. channels-last strides: no
+    # copy, and batches cut from it feed channels-last convolutions directly.
+    images = torch.from_numpy(buf).permute(0, 3, 1, 2)
     return images, kept.tolist(), skipped
 
 
