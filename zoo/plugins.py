@@ -31,6 +31,8 @@ ENV_ALLOWLIST = "ZOO_PLUGINS"
 # The tool's own features, registered through the same hooks as third parties.
 DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("zoo.models", "zoo.default_plugins.models"),
+    ("zoo.timm", "zoo.default_plugins.timm_models"),
+    ("zoo.torchvision", "zoo.default_plugins.torchvision_models"),
     ("zoo.exporters", "zoo.default_plugins.exporters"),
     ("zoo.datasets", "zoo.default_plugins.datasets"),
     ("zoo.weights", "zoo.default_plugins.weights"),

@@ -1,0 +1,1 @@
+"""Maintenance scripts (run by hand; they may import torch, timm and torchvision)."""
