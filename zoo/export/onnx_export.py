@@ -54,13 +54,15 @@ def export_onnx(
     atol: float = 1e-4,
     warn_only: bool = False,
     quantize: Sequence[str] = (),
+    real_images: bool = True,
     log: Any = None,
     **_ignored: Any,
 ) -> Path:
     """Export ``model`` to ``out_dir/name.onnx``, validate it, write ``name.validation.json``.
 
     ``spatial`` is ``auto`` (dynamic height/width where the model allows),
-    ``dynamic`` or ``static``. Nothing is left in ``out_dir`` when the export
+    ``dynamic`` or ``static``. ``real_images=False`` validates on random
+    tensors only (quicker for very large models). Nothing is left in ``out_dir`` when the export
     fails or does not validate (unless ``warn_only``). ``quantize`` may name
     ``fp16`` and ``int8``; each writes ``name.fp16.onnx`` / ``name.int8.onnx``.
     """
@@ -77,8 +79,8 @@ def export_onnx(
     module, task = forward_module(model, config)
     module = module.to("cpu").eval()
     c, h, w = (int(v) for v in config["input_size"])
-    inputs = val.validation_inputs(config, batch_size, data)
-    source_of_images = val.image_batch(config, 1, data)[1]
+    inputs = val.validation_inputs(config, batch_size, data, real_images=real_images)
+    source_of_images = val.image_batch(config, 1, data)[1] if real_images else "none (random tensors only)"
 
     def reference(x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -108,15 +110,14 @@ def export_onnx(
                 start = time.perf_counter()
                 attempt: dict[str, Any] = {"exporter": kind, "dynamic_spatial": dynamic_hw}
                 attempts.append(attempt)
-                raw = work / f"raw-{kind}-{int(dynamic_hw)}.onnx"
+                target = work / final.name
                 try:
-                    proto = _export(module, (2, c, h, w), raw, kind, opset, task, dynamic_hw)
+                    proto = _export(module, (2, c, h, w), target, kind, opset, task, dynamic_hw)
                 except Exception as exc:
                     attempt["error"] = _export_error(exc, arch, kind, opset)
                     say(f"{kind} exporter, {'dynamic' if dynamic_hw else 'fixed'} size: {attempt['error']}")
                     continue
                 attempt["export_seconds"] = round(time.perf_counter() - start, 3)
-                target = work / final.name
                 _finish(proto, target, config, task, dynamic_hw)
                 del proto
                 checks = _validate(target, reference, {**inputs, **(spatial_inputs if dynamic_hw else {})}, atol)
@@ -155,9 +156,7 @@ def export_onnx(
 
 
 def _export(module: Any, shape: tuple[int, ...], path: Path, kind: str, opset: int, task: str, dynamic_hw: bool) -> Any:
-    """The exported ``onnx.ModelProto`` (TorchScript: in memory; dynamo: through ``path``)."""
-    import io
-
+    """Export to ``path``; returns the ``onnx.ModelProto`` when it had to be loaded (dynamo), else None."""
     import onnx
     import torch
 
@@ -167,11 +166,10 @@ def _export(module: Any, shape: tuple[int, ...], path: Path, kind: str, opset: i
         if kind == "torchscript":
             in_axes = {0: "batch", **({2: "height", 3: "width"} if dynamic_hw else {})}
             out_axes = {0: "batch", **({2: "height", 3: "width"} if dynamic_hw and task == "reconstruction" else {})}
-            buffer = io.BytesIO()
             torch.onnx.export(
                 module,
                 (example,),
-                buffer,
+                str(path),
                 dynamo=False,
                 opset_version=opset,
                 input_names=[md.INPUT_NAME],
@@ -179,7 +177,7 @@ def _export(module: Any, shape: tuple[int, ...], path: Path, kind: str, opset: i
                 dynamic_axes={md.INPUT_NAME: in_axes, out_name: out_axes},
                 do_constant_folding=True,
             )
-            return onnx.load_from_string(buffer.getvalue())
+            return None
         else:
             dims: dict[int, Any] = {0: torch.export.Dim("batch", min=1, max=65536)}
             if dynamic_hw:
@@ -197,7 +195,10 @@ def _export(module: Any, shape: tuple[int, ...], path: Path, kind: str, opset: i
                 optimize=True,
                 verbose=False,
             )
-            return onnx.load(str(path))  # also pulls in the external weights it may have written
+            proto = onnx.load(str(path))  # also pulls in the external weights it may have written
+            for extra in path.parent.glob(f"{path.name}*.data"):
+                extra.unlink()
+            return proto
 
 
 @contextlib.contextmanager
@@ -251,7 +252,13 @@ def _export_error(exc: BaseException, arch: str, kind: str, opset: int) -> str:
 
 
 def _finish(proto: Any, target: Path, config: dict[str, Any], task: str, dynamic_hw: bool) -> None:
-    """Add zoo's metadata, run onnx.checker and save (weights external beyond 2 GB)."""
+    """Add zoo's metadata to the file at ``target`` (or to ``proto``, then save it) and run onnx.checker.
+
+    For a file, the metadata is appended as a second serialized ModelProto:
+    protobuf merges concatenated messages (repeated fields extend, scalars take
+    the last value), so hundreds of megabytes of weights are not parsed and
+    written again just to add a few strings.
+    """
     import onnx
 
     from zoo import __version__
@@ -273,22 +280,25 @@ def _finish(proto: Any, target: Path, config: dict[str, Any], task: str, dynamic
             md.ZOO_CONFIG: config,
         }
     )
-    del proto.metadata_props[:]
+    tail = onnx.ModelProto() if proto is None else proto
+    del tail.metadata_props[:]
     for key, value in props.items():
-        entry = proto.metadata_props.add()
+        entry = tail.metadata_props.add()
         entry.key, entry.value = key, value
-    proto.producer_name = "zoo"
-    proto.producer_version = __version__
-    proto.doc_string = f"{config.get('architecture')} exported by zoo {__version__}"
-    large = proto.ByteSize() > _PROTO_LIMIT
-    if large:
+    tail.producer_name = "zoo"
+    tail.producer_version = __version__
+    tail.doc_string = f"{config.get('architecture')} exported by zoo {__version__}"
+    if proto is None:
+        with open(target, "ab") as fh:
+            fh.write(tail.SerializeToString())
+    elif sum(len(t.raw_data) for t in proto.graph.initializer) > _PROTO_LIMIT:
         onnx.save_model(proto, str(target), save_as_external_data=True, location=f"{target.name}.data")
-    try:  # in memory when it fits: no second read of a large file
-        onnx.checker.check_model(str(target) if large else proto, full_check=False)
+    else:
+        onnx.save_model(proto, str(target))
+    try:
+        onnx.checker.check_model(str(target), full_check=False)
     except Exception as exc:
         raise ExportError(f"onnx.checker rejects the export of {config.get('architecture')}: {val._first_line(exc)}") from None
-    if not large:
-        onnx.save_model(proto, str(target))
 
 
 def _validate(path: Path, reference: Any, inputs: dict[str, np.ndarray], atol: float) -> list[val.Check]:

@@ -83,19 +83,18 @@ def validation_inputs(
     batch_size: int,
     data: str | os.PathLike | None = None,
     seed: int = 0,
+    real_images: bool = True,
 ) -> dict[str, np.ndarray]:
-    """The named input batches every export is checked on."""
+    """The named input batches every export is checked on (random tensors, then images)."""
     c, h, w = (int(v) for v in config["input_size"])
     rng = np.random.default_rng(seed)
     big = max(2, int(batch_size))
     random = rng.standard_normal((big, c, h, w)).astype(np.float32)
-    images, _ = image_batch(config, big, data)
-    return {
-        "random, batch 1": random[:1],
-        f"random, batch {big}": random,
-        "images, batch 1": images[:1],
-        f"images, batch {big}": images,
-    }
+    inputs = {"random, batch 1": random[:1], f"random, batch {big}": random}
+    if real_images:
+        images, _ = image_batch(config, big, data)
+        inputs.update({"images, batch 1": images[:1], f"images, batch {big}": images})
+    return inputs
 
 
 def other_size(height: int, width: int) -> tuple[int, int]:
