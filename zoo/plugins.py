@@ -100,6 +100,7 @@ class ZooPluginManager:
         self.commands: dict[str, Any] = {}
         self.plugins: dict[str, PluginInfo] = {}
         self._warned = False
+        self._probes: dict[int, ModelRegistry] = {}
 
     # -- loading ---------------------------------------------------------------
 
@@ -181,6 +182,8 @@ class ZooPluginManager:
             except Exception as exc:
                 info.errors.append(f"hook {hook} raised {_describe(exc)}")
                 continue
+            finally:
+                self._probes.pop(id(staged), None)
             names = info.registered.setdefault(_KIND[hook], [])
             names.extend(_item_name(item) for item, _ in staged)
 
@@ -210,10 +213,10 @@ class ZooPluginManager:
         # Validate now, so the plugin sees the error where it made the mistake.
         if hook == "register_models":
             item.validate()
-            probe = ModelRegistry()
-            for earlier, _ in staged:
-                probe.register(earlier)
-            probe.register(item)
+            # One private registry per hook call, grown item by item: re-registering
+            # every earlier item would make a plugin with a thousand specs quadratic.
+            probe = self._probes.setdefault(id(staged), ModelRegistry())
+            probe.register(item, validate=False)
             if not override:
                 for key in (item.name, *item.aliases):
                     if key in self.models:
@@ -238,7 +241,7 @@ class ZooPluginManager:
     def _commit(self, hook: str, staged: list[tuple[Any, bool]]) -> None:
         for item, override in staged:
             if hook == "register_models":
-                self.models.register(item, override=override)
+                self.models.register(item, override=override, validate=False)  # validated when staged
             elif hook == "register_weight_sources":
                 self.weight_sources = [s for s in self.weight_sources if s.name != item.name] + [item]
             elif hook == "register_datasets":

@@ -123,10 +123,11 @@ class ModelRegistry:
         self._aliases: dict[str, str] = {}
         self.overrides: list[tuple[str, str, str]] = []  # (name, old source, new source)
 
-    def register(self, spec: ModelSpec, *, override: bool = False) -> ModelSpec:
+    def register(self, spec: ModelSpec, *, override: bool = False, validate: bool = True) -> ModelSpec:
         if not isinstance(spec, ModelSpec):
             raise InvalidSpecError(f"register() takes a zoo.ModelSpec, got {type(spec).__name__}")
-        spec.validate()
+        if validate:
+            spec.validate()
         for key in (spec.name, *spec.aliases):
             owner = self._specs.get(key) or self._specs.get(self._aliases.get(key, ""))
             if owner is None:
