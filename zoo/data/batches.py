@@ -25,9 +25,9 @@ def epoch_order(n: int, *, shuffle: bool, seed: int, epoch: int, rank: int = 0, 
     if world_size > 1:
         # Pad by repeating the start, as DistributedSampler does, so ranks stay in step.
         per_rank = -(-n // world_size)
-        extra = per_rank * world_size - n
-        if extra:
-            order = torch.cat([order, order[:extra]])
+        total = per_rank * world_size
+        if total > n:
+            order = order.repeat(-(-total // n))[:total]
         order = order[rank::world_size]
     return order
 

@@ -1,10 +1,32 @@
-"""Process-group setup for data-parallel training (filled out for torchrun below)."""
+"""Data-parallel training under torchrun: process group, DDP wrapping, the ``--nproc`` launcher.
+
+``torchrun --nproc_per_node N -m zoo train ...`` starts N copies of the same
+command; each reads its place from the environment torchrun sets (RANK,
+WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT). :func:`from_env` turns
+that into a :class:`DistContext`; the Trainer joins the process group once it
+knows its device (nccl on CUDA, gloo on CPU), wraps the model in
+DistributedDataParallel, shards every split by rank, all-reduces the epoch's
+sums, and lets only rank 0 print and write. ``--batch-size`` is per process:
+the global batch is ``batch_size * world_size``.
+"""
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
+
+from zoo.errors import ZooError
+
+TIMEOUT_ENV = "ZOO_DIST_TIMEOUT"  # seconds a collective may wait for the other ranks
+
+
+class DistributedError(ZooError):
+    """The process group could not start, or lost one of its ranks."""
 
 
 @dataclass
@@ -24,6 +46,47 @@ class DistContext:
     def is_main(self) -> bool:
         return self.rank == 0
 
+    def init(self, device: Any) -> None:
+        """Join the process group (idempotent): nccl for CUDA devices, gloo otherwise."""
+        if not self.enabled:
+            return
+        import datetime
+
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            return
+        backend = "nccl" if getattr(device, "type", "cpu") == "cuda" else "gloo"
+        timeout = datetime.timedelta(seconds=float(os.environ.get(TIMEOUT_ENV, "1800")))
+        addr = os.environ.get("MASTER_ADDR", "?")
+        port = os.environ.get("MASTER_PORT", "?")
+        try:
+            dist.init_process_group(backend=backend, rank=self.rank, world_size=self.world_size, timeout=timeout)
+        except Exception as exc:  # the store and the backends raise several types
+            text = str(exc)
+            if "EADDRINUSE" in text or "address already in use" in text.lower():
+                raise DistributedError(
+                    f"port {port} on {addr} is already taken: pick another MASTER_PORT (torchrun --master-port),"
+                    " or let torchrun --standalone / zoo train --nproc choose a free one"
+                ) from None
+            raise DistributedError(
+                f"rank {self.rank} of {self.world_size} could not join the process group at {addr}:{port}"
+                f" ({backend}): {_first_line(text)}"
+            ) from None
+        self.initialized_here = True
+
+    def close(self) -> None:
+        """Leave the process group if this context created it."""
+        if self.initialized_here:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                # Leave together: a rank tearing gloo down while rank 0 still
+                # writes its checkpoint can abort the job at the very end.
+                dist.barrier()
+                dist.destroy_process_group()
+            self.initialized_here = False
+
     def all_reduce_sum(self, tensor: Any) -> Any:
         """Sum ``tensor`` over ranks in place (a no-op in one process)."""
         if self.enabled:
@@ -40,13 +103,116 @@ class DistContext:
 
 
 def single_process() -> DistContext:
+    """The context of an ordinary, one-process run."""
     return DistContext()
 
 
 def from_env() -> DistContext:
-    """The context torchrun describes through RANK/WORLD_SIZE, or one process."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    """The context torchrun describes through RANK/WORLD_SIZE/LOCAL_RANK, or one process."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", str(rank)))
+    except ValueError:
+        raise DistributedError("WORLD_SIZE, RANK and LOCAL_RANK must be integers (set by torchrun)") from None
     if world <= 1:
         return DistContext()
-    return DistContext(rank=int(os.environ.get("RANK", "0")), world_size=world,
-                       local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    if not 0 <= rank < world:
+        raise DistributedError(f"RANK={rank} is outside WORLD_SIZE={world}")
+    _stop_cleanly_on_sigterm(rank)
+    return DistContext(rank=rank, world_size=world, local_rank=local)
+
+
+def _stop_cleanly_on_sigterm(rank: int) -> None:
+    # torchrun sends SIGTERM to the surviving ranks when one fails; turn it
+    # into an error with a message instead of a silent kill.
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise DistributedError(
+            f"rank {rank} was stopped by the launcher (signal {signum}), most likely because another rank"
+            " failed; the last checkpoint written before it is intact, continue with --resume"
+        )
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def wrap_model(model: Any, device: Any) -> Any:
+    """DistributedDataParallel around ``model``; frozen parameters are not synchronised.
+
+    DDP registers only parameters with ``requires_grad`` at construction, so a
+    model with a frozen backbone syncs just its trainable part. With nothing to
+    train there is nothing to sync and the model is returned as it is.
+    """
+    from torch.nn.parallel import DistributedDataParallel
+
+    trainable = frozenset(id(p) for p in model.parameters() if p.requires_grad)
+    if not trainable:
+        return model
+    device_ids = [device.index if device.index is not None else 0] if device.type == "cuda" else None
+    net = DistributedDataParallel(model, device_ids=device_ids)
+    net.zoo_trainable = trainable
+    return net
+
+
+def needs_rewrap(net: Any) -> bool:
+    """True when the set of trainable parameters changed since ``net`` was wrapped (a stage was unfrozen)."""
+    module = getattr(net, "module", net)
+    now = frozenset(id(p) for p in module.parameters() if p.requires_grad)
+    return now != getattr(net, "zoo_trainable", frozenset())
+
+
+def is_comm_error(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from a collective that lost its peers."""
+    try:
+        import torch.distributed as dist
+
+        if isinstance(exc, getattr(dist, "DistError", ())):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(
+        key in text for key in ("gloo", "nccl", "connection closed", "connection reset", "broken pipe", "timed out")
+    )
+
+
+def launch_nproc(nproc: int, argv: Sequence[str]) -> int:
+    """Re-run this command under ``torchrun --standalone --nproc_per_node NPROC`` and return its exit status."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise DistributedError("--nproc cannot be used inside torchrun; drop it or run zoo directly")
+    if nproc < 1:
+        raise DistributedError(f"--nproc must be at least 1, got {nproc}")
+    args = strip_option(list(argv), "--nproc")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "zoo", *args]
+    env = dict(os.environ)
+    # torchrun would set OMP_NUM_THREADS=1 with a warning; say so once ourselves.
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    try:
+        return subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:  # torchrun forwards the signal; its ranks save 'last'
+        return 130
+
+
+def strip_option(argv: list[str], name: str) -> list[str]:
+    """``argv`` without ``name VALUE`` / ``name=VALUE``."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == name:
+            skip = True
+            continue
+        if arg.startswith(name + "="):
+            continue
+        out.append(arg)
+    return out
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else "unknown error"

@@ -233,7 +233,19 @@ class Trainer:
         cfg = self.config
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        if self.dist.enabled:
+            n_train = _length(self.train_data)
+            if n_train is not None and n_train < self.dist.world_size:
+                raise DataError(
+                    f"{self.dist.world_size} processes but only {n_train} training samples: every rank needs at"
+                    " least one; use fewer processes (--nproc / --nproc_per_node)"
+                )
         self.device = self._pick_device()
+        self.dist.init(self.device)
+        if self.dist.enabled:
+            # Same initial weights everywhere (DDP broadcasts rank 0's anyway),
+            # but each rank draws its own dropout masks.
+            torch.manual_seed(cfg.seed * 1_000 + self.dist.rank)
         self.amp = cfg.amp if cfg.amp is not None else self.device.type == "cuda"
         # Channels-last convolutions are faster on CUDA, and on CPU with oneDNN
         # too (the book's net trains about 1.5x faster that way on 1-2 cores).
@@ -335,9 +347,14 @@ class Trainer:
     def _refresh_wrapper(self) -> None:
         # DDP fixes the set of synchronised parameters when it is built.
         if self.dist.enabled:
+            import gc
+
             from zoo.train.distributed import needs_rewrap
 
             if needs_rewrap(self.net):
+                # The old wrapper's gradient hooks must be gone before a new one registers its own.
+                self.net = None
+                gc.collect()
                 self.net = self._wrap(self.model)
 
     # -- resume ------------------------------------------------------------------
@@ -441,36 +458,27 @@ class Trainer:
         """Train for ``config.epochs`` epochs (from the resumed epoch on) and return the result."""
         self.setup()
         cfg = self.config
-        stopped = "completed"
         for cb in self.callbacks:
             cb.on_fit_start(self)
         if self.out is not None and self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
         try:
-            for epoch in range(self.epoch + 1, cfg.epochs + 1):
-                for cb in self.callbacks:
-                    cb.on_epoch_start(self, epoch)
-                self._refresh_wrapper()
-                row = self.train_epoch(epoch)
-                if self.val_batches is not None:
-                    row.update(self.validate())
-                row["lr"] = self.optimizer.param_groups[0]["lr"]
-                self.epoch = epoch
-                self.history.append(row)
-                improved = self._track_best(row)
-                self._log_epoch(row)
-                self._save(row, improved)
-                for cb in self.callbacks:
-                    cb.on_epoch_end(self, epoch, row)
-                if cfg.early_stop is not None and self.bad_epochs >= cfg.early_stop:
-                    stopped = "early_stop"
-                    self._say(f"early stopping: {cfg.monitor} did not improve for {cfg.early_stop} epochs")
-                    break
+            stopped = self._epochs()
         except KeyboardInterrupt:
             stopped = "interrupted"
             self._say("interrupted: saving the current weights as 'last'")
             if self.history:
                 self._save(self.history[-1], False, interrupted=True)
+        except Exception as exc:
+            from zoo.train.distributed import DistributedError, is_comm_error
+
+            if self.dist.enabled and is_comm_error(exc) and not isinstance(exc, ZooError):
+                last = f"; the last checkpoint {self.out / 'last'} is intact" if self.out is not None else ""
+                raise DistributedError(
+                    f"rank {self.dist.rank} lost contact with the other ranks during epoch {self.epoch + 1}"
+                    f" (did one of them fail?){last}; continue with --resume"
+                ) from None
+            raise
         result = self._result(stopped)
         if self.out is not None and self.dist.is_main and cfg.plot and self.history:
             from zoo.train.metrics import plot_curves
@@ -479,7 +487,31 @@ class Trainer:
             plot_curves(self.history, self.out / "curves.png", title=name)
         for cb in self.callbacks:
             cb.on_fit_end(self, result)
+        self.dist.close()
         return result
+
+    def _epochs(self) -> str:
+        """Run the remaining epochs; returns why they ended."""
+        cfg = self.config
+        for epoch in range(self.epoch + 1, cfg.epochs + 1):
+            for cb in self.callbacks:
+                cb.on_epoch_start(self, epoch)
+            self._refresh_wrapper()
+            row = self.train_epoch(epoch)
+            if self.val_batches is not None:
+                row.update(self.validate())
+            row["lr"] = self.optimizer.param_groups[0]["lr"]
+            self.epoch = epoch
+            self.history.append(row)
+            improved = self._track_best(row)
+            self._log_epoch(row)
+            self._save(row, improved)
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, epoch, row)
+            if cfg.early_stop is not None and self.bad_epochs >= cfg.early_stop:
+                self._say(f"early stopping: {cfg.monitor} did not improve for {cfg.early_stop} epochs")
+                return "early_stop"
+        return "completed"
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:
         """One pass over the training batches; returns the epoch's train metrics."""
@@ -494,7 +526,9 @@ class Trainer:
         penalised = [p for p in self.model.parameters() if p.requires_grad] if (cfg.l1 or cfg.l2) else None
         clip_params = [p for p in self.model.parameters() if p.requires_grad] if cfg.clip_grad else None
         non_blocking = device.type == "cuda"
-        check_every = 1 if device.type == "cpu" else 25
+        # Per-step checks would let ranks stop at different steps; in DDP the
+        # all-reduced epoch sums are checked instead, by every rank alike.
+        check_every = 0 if self.dist.enabled else (1 if device.type == "cpu" else 25)
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         correct = torch.zeros((), dtype=torch.long, device=device)
         seen = 0
@@ -533,7 +567,7 @@ class Trainer:
             seen += n
             loss_sum += loss.detach() * n
             correct += (out.detach().argmax(1) == y).sum()
-            if step % check_every == 0 and not math.isfinite(float(loss_sum)):
+            if check_every and step % check_every == 0 and not math.isfinite(float(loss_sum)):
                 self._diverged(epoch, step)
             if bar is not None:
                 bar.update(1)
@@ -689,6 +723,12 @@ class Trainer:
 
 def _augment_seed(seed: int, epoch: int, rank: int) -> int:
     return (int(seed) * 2_654_435_761 + int(epoch) * 40_503 + int(rank) * 97 + 1) % (2**63 - 1)
+
+
+def _length(data: Any) -> int | None:
+    if isinstance(data, (tuple, list)) and len(data) == 2 and hasattr(data[1], "shape"):
+        return int(data[1].shape[0])  # (inputs, labels)
+    return len(data) if hasattr(data, "__len__") else None
 
 
 def _labels_of(data: Any):
