@@ -1,0 +1,48 @@
+"""Fixtures for the architecture tests: every model is built at most once per session."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def built() -> Callable[[str], Any]:
+    """``built(name)``: the model registered as ``name`` at its defaults, built on first request, in eval mode."""
+    import torch
+
+    from zoo.factory import create_model
+
+    cache: dict[str, Any] = {}
+
+    def get(name: str) -> Any:
+        if name not in cache:
+            torch.manual_seed(0)
+            cache[name] = create_model(name).eval()
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def contract_problems() -> Callable[[Any, Any], list[str]]:
+    """``contract_problems(spec, model)``: zoo.testing.check_model run on an already built model.
+
+    check_model builds through the spec's builder; this hands it the cached
+    model (its head reset to the requested width), so no heavy model is built twice.
+    """
+    from dataclasses import replace
+
+    from zoo.testing import check_model
+
+    def check(spec: Any, model: Any) -> list[str]:
+        def builder(num_classes: int, in_chans: int, **kwargs: Any) -> Any:
+            model.reset_classifier(num_classes)
+            return model
+
+        problems = check_model(replace(spec, builder=builder), num_classes=3, batch=1)
+        model.reset_classifier(spec.num_classes)
+        return problems
+
+    return check
