@@ -93,3 +93,15 @@ def test_training_state_with_code_is_refused(tmp_path, model):
     torch.save({"x": Evil()}, tmp_path / "ck" / "training_state.pt")
     with pytest.raises(CheckpointError, match="cannot read training state"):
         checkpoint.load_training_state(tmp_path / "ck")
+
+
+def test_written_files_get_the_usual_permissions(tmp_path, model):
+    old = os.umask(0o022)
+    try:
+        save(tmp_path / "ck", model)
+        checkpoint.write_json(tmp_path / "m.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "ck").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "ck" / "model.safetensors").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o644

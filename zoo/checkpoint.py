@@ -151,6 +151,9 @@ def save_checkpoint(
                 torch.save(dict(training_state), fh)
                 fh.flush()
                 os.fsync(fh.fileno())
+        for child in tmp.iterdir():
+            _publish_mode(child)
+        _publish_mode(tmp, directory=True)
         _fsync_dir(tmp)
         _swap_into_place(tmp, path)
     except BaseException:
@@ -183,6 +186,7 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
+        _publish_mode(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -198,6 +202,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     try:
         write(Path(tmp))
         _fsync(Path(tmp))
+        _publish_mode(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -213,6 +218,20 @@ def _json_default(obj: Any) -> Any:
     if hasattr(obj, "item"):
         return obj.item()
     return str(obj)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _publish_mode(path: Path, directory: bool = False) -> None:
+    """mkstemp/mkdtemp create private files; give the result the usual permissions."""
+    try:
+        os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+    except OSError:
+        pass
 
 
 def _fsync(path: Path) -> None:
