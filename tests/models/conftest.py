@@ -9,18 +9,27 @@ import pytest
 
 @pytest.fixture(scope="session")
 def built() -> Callable[[str], Any]:
-    """``built(name)``: the model registered as ``name`` at its defaults, built on first request, in eval mode."""
+    """``built(name)``: the model registered as ``name`` at its defaults, in eval mode.
+
+    Models under 30M parameters are kept for the session, so tests that share
+    one build it once; bigger ones (VGG, ResNet-101/152, ViT-B) are used by
+    one test each and are not kept, so the suite never holds gigabytes of them.
+    """
     import torch
 
     from zoo.factory import create_model
+    from zoo.summary import count_parameters
 
     cache: dict[str, Any] = {}
 
     def get(name: str) -> Any:
-        if name not in cache:
-            torch.manual_seed(0)
-            cache[name] = create_model(name).eval()
-        return cache[name]
+        if name in cache:
+            return cache[name]
+        torch.manual_seed(0)
+        model = create_model(name).eval()
+        if count_parameters(model) < 30_000_000:
+            cache[name] = model
+        return model
 
     return get
 

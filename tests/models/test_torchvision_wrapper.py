@@ -50,12 +50,6 @@ def test_googlenet_is_built_without_auxiliary_heads(built):
     assert not model.transform_input
 
 
-def test_vgg_classifier_path_and_pre_logits(built):
-    model = built("vgg11")
-    assert model.classifier_path == "classifier.6"
-    assert model.num_features == 4096
-
-
 def test_unknown_torchvision_arch():
     with pytest.raises(ValueError, match="no model 'resnet9'"):
         torchvision_model("resnet9")
