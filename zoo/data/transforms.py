@@ -232,7 +232,7 @@ class Normalize:
         return torch.addcmul(shift, x.float(), scale)
 
 
-def compute_mean_std(images, chunk: int = 4096) -> tuple[list[float], list[float]]:
+def compute_mean_std(images, chunk: int = 1024) -> tuple[list[float], list[float]]:
     """Per-channel mean and std in [0, 1] of a uint8 tensor (N, C, H, W), in float64 for accuracy."""
     import torch
 

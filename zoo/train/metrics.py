@@ -32,6 +32,26 @@ def write_history(out: Path, history: Sequence[dict[str, Any]], fmt: str = "json
     return written
 
 
+def preload_matplotlib() -> None:
+    """Import matplotlib in a background thread (about a second), so the final plot does not wait for it."""
+    import sys
+    import threading
+
+    if "matplotlib.pyplot" in sys.modules:
+        return
+
+    def load() -> None:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg", force=True)
+            import matplotlib.pyplot  # noqa: F401
+        except Exception:  # plot_curves reports a real problem when it runs
+            pass
+
+    threading.Thread(target=load, name="zoo-preload-matplotlib", daemon=True).start()
+
+
 def plot_curves(history: Sequence[dict[str, Any]], path: Path, title: str = "") -> Path | None:
     """Loss and accuracy per epoch, train and val, as a PNG; ``None`` when there is nothing to draw."""
     if not history:

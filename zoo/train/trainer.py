@@ -462,6 +462,10 @@ class Trainer:
             cb.on_fit_start(self)
         if self.out is not None and self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
+            if cfg.plot:
+                from zoo.train.metrics import preload_matplotlib
+
+                preload_matplotlib()  # its import overlaps the training instead of following it
         try:
             stopped = self._epochs()
         except KeyboardInterrupt:
@@ -565,7 +569,7 @@ class Trainer:
                 sched.step()
             n = y.shape[0]
             seen += n
-            loss_sum += loss.detach() * n
+            loss_sum.add_(loss.detach(), alpha=n)
             correct += (out.detach().argmax(1) == y).sum()
             if check_every and step % check_every == 0 and not math.isfinite(float(loss_sum)):
                 self._diverged(epoch, step)
