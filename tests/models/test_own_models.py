@@ -83,3 +83,10 @@ def test_unknown_builder_argument_is_a_user_error():
 
     with pytest.raises(ZooError, match="zoo info lenet5"):
         create_model("lenet5", depth=3)
+
+
+@pytest.mark.parametrize("name", ["net", "nin", "i2dl_mlp", "torchvision/squeezenet1_1", "torchvision/mnasnet0_5"])
+def test_reset_classifier_follows_the_models_dtype(name):
+    model = create_model(name, num_classes=2).double()
+    model.reset_classifier(5)
+    assert next(model.get_classifier().parameters()).dtype == torch.float64

@@ -27,7 +27,9 @@ is the default mean / std a model is trained and evaluated with.
 
 Beyond these, every timm architecture is available as `timm/<name>`
 ({timm} models) and torchvision's classification models as
-`torchvision/<name>` ({tv} models): `zoo list 'timm/vit_*'`.
+`torchvision/<name>` ({tv} models): `zoo list 'timm/vit_*'`. Their specs come
+from data files generated from the installed libraries by
+`python -m zoo.tools.passthrough` (re-run it after upgrading timm or torchvision).
 
 Conventions:
 - Every model follows the classifier contract (`forward_features`,
