@@ -37,9 +37,11 @@ class Classifier(nn.Module):
     num_classes: int
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """The trunk: images to unpooled features."""
         raise NotImplementedError
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:  # pragma: no cover
+        """Features to logits; with ``pre_logits`` stop before the classifier, at (N, num_features)."""
         raise NotImplementedError
 
     def get_classifier(self) -> nn.Module:

@@ -202,7 +202,8 @@ def _set_submodule(root: nn.Module, path: str, new: nn.Module) -> None:
     setattr(root.get_submodule(parent) if parent else root, name, new)
 
 
-def _first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
+def find_first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
+    """The name and module of the first ``Conv2d`` in registration order (the stem in every torchvision model)."""
     for name, module in model.named_modules():
         if isinstance(module, nn.Conv2d):
             return name, module
@@ -211,7 +212,7 @@ def _first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
 
 def _adapt_in_chans(model: nn.Module, in_chans: int) -> None:
     # torchvision builders know only 3 channels: swap the first conv for a fresh one.
-    name, conv = _first_conv(model)
+    name, conv = find_first_conv(model)
     if conv.in_channels == in_chans:
         return
     new = nn.Conv2d(

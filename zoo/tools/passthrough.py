@@ -81,7 +81,7 @@ def torchvision_rows() -> list[dict[str, Any]]:
     import torch
     from torchvision import models
 
-    from zoo.models.torchvision_models import TorchvisionClassifier, _first_conv
+    from zoo.models.torchvision_models import TorchvisionClassifier, find_first_conv
 
     rows = []
     for name in models.list_models(module=models):
@@ -119,7 +119,7 @@ def torchvision_rows() -> list[dict[str, Any]]:
             "num_classes": 1000,
             "mean": _floats(first.mean),
             "std": _floats(first.std),
-            "first_conv": _first_conv(model)[0],
+            "first_conv": find_first_conv(model)[0],
             "classifier": wrapped.classifier_path,
             "params": enum[0].meta["num_params"],
             "weights": weights,
