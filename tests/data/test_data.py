@@ -183,3 +183,5 @@ def test_tensor_batches_shuffle_by_epoch_and_shard_by_rank():
     shards = [epoch_order(10, shuffle=True, seed=1, epoch=3, rank=r, world_size=3) for r in range(3)]
     assert all(len(s) == 4 for s in shards)
     assert set(torch.cat(shards).tolist()) == set(range(10))
+    unpadded = [epoch_order(10, shuffle=False, seed=0, epoch=0, rank=r, world_size=3, pad=False) for r in range(3)]
+    assert sorted(torch.cat(unpadded).tolist()) == list(range(10))  # validation: each sample once

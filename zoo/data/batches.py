@@ -13,8 +13,15 @@ from typing import Any, Iterator, Sequence
 from zoo.errors import DataError
 
 
-def epoch_order(n: int, *, shuffle: bool, seed: int, epoch: int, rank: int = 0, world_size: int = 1):
-    """Indices one rank visits in one epoch: a seeded permutation, padded to divide by ``world_size``."""
+def epoch_order(n: int, *, shuffle: bool, seed: int, epoch: int, rank: int = 0, world_size: int = 1,
+                pad: bool = True):
+    """Indices one rank visits in one epoch: every ``world_size``-th of a seeded permutation.
+
+    With ``pad`` the permutation is first padded (by repeating its start) to a
+    multiple of ``world_size``, so every rank gets as many samples, as
+    DistributedSampler does; training needs that, since DDP synchronises every
+    step. Validation shards without padding so no sample counts twice.
+    """
     import torch
 
     if shuffle:
@@ -22,12 +29,13 @@ def epoch_order(n: int, *, shuffle: bool, seed: int, epoch: int, rank: int = 0, 
         order = torch.randperm(n, generator=g)
     else:
         order = torch.arange(n)
-    if world_size > 1:
-        # Pad by repeating the start, as DistributedSampler does, so ranks stay in step.
+    if world_size > 1 and pad:
         per_rank = -(-n // world_size)
         total = per_rank * world_size
         if total > n:
             order = order.repeat(-(-total // n))[:total]
+        order = order[rank::world_size]
+    elif world_size > 1:
         order = order[rank::world_size]
     return order
 
@@ -44,7 +52,7 @@ class TensorBatches:
     """
 
     def __init__(self, x, y, batch_size: int, *, shuffle: bool = False, drop_last: bool = False,
-                 seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+                 seed: int = 0, rank: int = 0, world_size: int = 1, pad: bool = True) -> None:
         if len(x) != len(y):
             raise DataError(f"{len(x)} inputs but {len(y)} labels")
         if len(x) == 0:
@@ -52,7 +60,7 @@ class TensorBatches:
         self.x, self.y = x, y
         self.batch_size = int(batch_size)
         self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size, self.pad = rank, world_size, pad
         self.epoch = 0
         self.skipped: dict[str, int] = {}
 
@@ -60,10 +68,14 @@ class TensorBatches:
         """Choose the permutation of ``epoch`` (call before iterating)."""
         self.epoch = epoch
 
+    def _shard(self) -> int:
+        n = len(self.x)
+        return -(-n // self.world_size) if self.pad else len(range(self.rank, n, self.world_size))
+
     @property
     def num_samples(self) -> int:
         """Samples this rank sees per epoch."""
-        n = -(-len(self.x) // self.world_size)
+        n = self._shard()
         return (n // self.batch_size) * self.batch_size if self.drop_last else n
 
     def to(self, device) -> "TensorBatches":
@@ -72,12 +84,12 @@ class TensorBatches:
         return self
 
     def __len__(self) -> int:
-        n = -(-len(self.x) // self.world_size)
+        n = self._shard()
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
         order = epoch_order(len(self.x), shuffle=self.shuffle, seed=self.seed, epoch=self.epoch,
-                            rank=self.rank, world_size=self.world_size)
+                            rank=self.rank, world_size=self.world_size, pad=self.pad)
         if order.device != self.x.device:
             order = order.to(self.x.device)
         bs = self.batch_size
@@ -102,7 +114,7 @@ class LoaderBatches:
 
     def __init__(self, dataset, batch_size: int, *, shuffle: bool = False, drop_last: bool = False,
                  seed: int = 0, rank: int = 0, world_size: int = 1, workers: int | None = None,
-                 pin_memory: bool = False, collate=None) -> None:
+                 pin_memory: bool = False, collate=None, pad: bool = True) -> None:
         import torch
         from torch.utils.data import DataLoader, DistributedSampler
 
@@ -110,8 +122,11 @@ class LoaderBatches:
             raise DataError("a split with no samples cannot be batched")
         self.dataset = dataset
         self.batch_size = int(batch_size)
-        self.sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle,
-                                          seed=seed, drop_last=False)
+        if pad:
+            self.sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle,
+                                              seed=seed, drop_last=False)
+        else:
+            self.sampler = _ShardSampler(len(dataset), rank, world_size)
         workers = default_workers() if workers is None else workers
         self.skipped: dict[str, int] = {}
         g = torch.Generator().manual_seed(_mix(seed, rank))
@@ -126,7 +141,7 @@ class LoaderBatches:
 
     @property
     def num_samples(self) -> int:
-        return self.sampler.num_samples
+        return len(self.sampler)
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -142,6 +157,22 @@ class LoaderBatches:
                 yield x, y
             else:
                 yield batch[0], batch[1]
+
+
+class _ShardSampler:
+    """Every ``world_size``-th index from ``rank``, in order, without padding (validation)."""
+
+    def __init__(self, n: int, rank: int, world_size: int) -> None:
+        self.indices = list(range(rank, n, world_size))
+
+    def set_epoch(self, epoch: int) -> None:
+        pass
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
 
 
 def default_workers() -> int:
@@ -167,7 +198,7 @@ def make_batches(data: Any, batch_size: int, *, train: bool, seed: int = 0, rank
 
     from zoo.data.dataset import FileDataset, ImageSplit, collate_skipping
 
-    common = dict(shuffle=train, seed=seed, rank=rank, world_size=world_size, drop_last=drop_last)
+    common = dict(shuffle=train, seed=seed, rank=rank, world_size=world_size, drop_last=drop_last, pad=train)
     if isinstance(data, (TensorBatches, LoaderBatches)) or (hasattr(data, "set_epoch") and hasattr(data, "__iter__")):
         return data
     if isinstance(data, ImageSplit):

@@ -624,7 +624,7 @@ class Trainer:
                 correct += (out.argmax(1) == y).sum()
                 seen += y.shape[0]
         totals = torch.stack([loss_sum, correct.double(), seen])
-        # Padding in sharded splits repeats a few samples; negligible, and identical on every rank.
+        # Validation shards are not padded: each sample counts once over all ranks.
         self.dist.all_reduce_sum(totals)
         loss, corr, n = (float(v) for v in totals.cpu())
         return {"val_loss": loss / max(1.0, n), "val_acc": corr / max(1.0, n)}
