@@ -64,7 +64,7 @@ def test_two_gloo_ranks_agree_learn_and_match_one_process(folder, tmp_path):
         assert a["val_acc"] == pytest.approx(b["val_acc"], abs=1e-9)
 
 
-def test_a_rank_dying_mid_epoch_stops_the_others_cleanly(folder, tmp_path):
+def test_a_rank_dying_mid_epoch_then_resuming_with_nproc(folder, tmp_path):
     out = tmp_path / "out"
     res = _torchrun(WORKER, folder, out, tmp_path / "w", 3, 8, "--die-at", 2)
     assert res.returncode != 0
@@ -74,16 +74,16 @@ def test_a_rank_dying_mid_epoch_stops_the_others_cleanly(folder, tmp_path):
     assert config["metrics"]["epoch"] == 1
     assert not any(p.name.startswith(".") for p in out.iterdir())
 
-
-def test_nproc_launches_torchrun_from_the_cli(folder, tmp_path):
-    out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "zoo", "train", "net", "--data", str(folder), "--out", str(out), "--epochs", "1",
-           "--batch-size", "8", "--threads", "1", "--quiet", "--no-plot", "--nproc", "2"]
+    # zoo train --nproc 2 starts torchrun itself, and --resume works with two ranks.
+    cmd = [sys.executable, "-m", "zoo", "train", "net", "--data", str(folder), "--out", str(out), "--epochs", "3",
+           "--batch-size", "8", "--lr", "0.05", "--threads", "1", "--quiet", "--no-plot", "--nproc", "2", "--resume"]
     res = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[:6000]
     assert res.stdout.count("last checkpoint:") == 1  # only rank 0 prints
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
     _, config = load_checkpoint(out / "last")
-    assert config["train_args"]["world_size"] == 2
+    assert config["train_args"]["world_size"] == 2 and config["metrics"]["epoch"] == 3
 
 
 def test_world_size_larger_than_the_dataset(tmp_path):
