@@ -44,7 +44,8 @@ def bench(
         model, config, onnx_path = _models(source, Path(tmp), say)
         from zoo.runtime.model import open_session
 
-        session = open_session(onnx_path, provider=provider, threads=threads)
+        # no busy-waiting between runs: it would steal the cores from PyTorch's turn
+        session = open_session(onnx_path, provider=provider, threads=threads, spinning=False)
         c, h, w = (int(v) for v in config["input_size"])
         rng = np.random.default_rng(0)
         small = rng.standard_normal((1, c, h, w)).astype(np.float32)

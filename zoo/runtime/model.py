@@ -58,8 +58,13 @@ def choose_providers(provider: str = "auto") -> list[str]:
     return [PROVIDERS[provider]] + ([PROVIDERS["cpu"]] if provider != "cpu" else [])
 
 
-def open_session(path: str | os.PathLike, provider: str = "auto", threads: int | None = None) -> Any:
-    """An ``InferenceSession`` with full graph optimisation, or a clear error for a bad file."""
+def open_session(path: str | os.PathLike, provider: str = "auto", threads: int | None = None, spinning: bool = True) -> Any:
+    """An ``InferenceSession`` with full graph optimisation, or a clear error for a bad file.
+
+    ``spinning=False`` stops idle worker threads from busy-waiting for the
+    next run: slower by a little, but fair to other work in the same process
+    (benchmarks that alternate with PyTorch).
+    """
     import onnxruntime as ort
 
     path = Path(path)
@@ -70,6 +75,9 @@ def open_session(path: str | os.PathLike, provider: str = "auto", threads: int |
     if threads:
         options.intra_op_num_threads = int(threads)
     options.log_severity_level = 3  # keep ORT's own warnings off the user's terminal
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=choose_providers(provider))
     except RuntimeInputError:
