@@ -154,3 +154,11 @@ def test_labels_from_json_and_comma_lists(tmp_path):
     assert runtime.read_labels("x, y") == ["x", "y"]
     with pytest.raises(runtime.RuntimeInputError):
         runtime.read_labels("nofile")
+
+
+def test_decoding_ahead_in_a_thread_gives_the_same_predictions(exported):
+    model = runtime.load(exported["onnx"], provider="cpu")
+    plain = model.predict([exported["images"]], batch_size=2)
+    model.prefetch = True  # what a GPU session does by default
+    ahead = model.predict([exported["images"]], batch_size=2)
+    assert [p.to_dict() for p in ahead] == [p.to_dict() for p in plain]

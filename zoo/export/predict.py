@@ -31,6 +31,7 @@ class TorchModel(Predictor):
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
+        self.prefetch = self.device.type == "cuda"
         self.module.to(self.device).eval()
         self.preprocessing = preprocessing_of(config)
         self.labels = [str(n) for n in config.get("class_names") or []] or None

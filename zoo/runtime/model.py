@@ -97,6 +97,10 @@ class Predictor:
     labels: list[str] | None
     task: str = "classification"
     name: str = "model"
+    # Decode the next batch in a helper thread while this one runs: worth it
+    # when the model runs on a GPU; on CPU the thread only takes cores away
+    # from the model (measured: benchmarks/deploy_speed.py predict-overhead).
+    prefetch: bool = False
 
     def run(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -143,14 +147,15 @@ class Predictor:
         return out
 
     def batches(self, paths: Sequence[Path], batch_size: int = 32) -> Iterator[tuple[Sequence[Path], np.ndarray]]:
-        """Decoded, preprocessed batches; the next batch decodes while the current one runs."""
+        """Decoded, preprocessed batches (with ``prefetch``, the next decodes while this one runs)."""
         size = max(1, int(batch_size))
         chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
-        if len(chunks) == 1:
-            yield chunks[0], self.preprocessing.load_batch(chunks[0])
+        if len(chunks) == 1 or not self.prefetch:
+            for chunk in chunks:
+                yield chunk, self.preprocessing.load_batch(chunk)
             return
         # pillow releases the GIL while decoding and resizing, so one helper
-        # thread hides most of the decoding behind the model's own run.
+        # thread hides the decoding behind the model's own run.
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = pool.submit(self.preprocessing.load_batch, chunks[0])
             for i, chunk in enumerate(chunks):
@@ -204,6 +209,7 @@ class OnnxModel(Predictor):
                 f"{self.path.name} takes a {len(self.input_shape)}-d input {self.input_shape}; expected (N, C, H, W) images"
             )
         self.output_name = self.session.get_outputs()[0].name
+        self.prefetch = self.providers[0] != PROVIDERS["cpu"]
         self.task = str(self.metadata.get(md.TASK, "classification"))
         self.preprocessing = self._preprocessing(size, mean, std)
         self.labels = self._labels(labels)
