@@ -39,8 +39,12 @@ def complete_model_name(ctx: click.Context, param: click.Parameter, incomplete: 
 
     from zoo.registry import list_specs
 
-    pattern = f"{incomplete}*"
-    return [CompletionItem(s.name, help=s.family) for s in list_specs(pattern)][:500]
+    items = []
+    for spec in list_specs(f"{incomplete}*"):
+        for name in (spec.name, *spec.aliases):
+            if name.startswith(incomplete):
+                items.append(CompletionItem(name, help=spec.family))
+    return items[:500]
 
 
 def model_argument(name: str = "name", **kwargs: Any):
