@@ -217,3 +217,10 @@ def test_bench_cli_compares_both_engines(ckpt):
     assert [r["engine"] for r in report["results"]] == ["pytorch", "onnxruntime"]
     assert all(r["latency_ms"] > 0 and r["throughput_ips"] > 0 for r in report["results"])
     assert report["speedup_latency"] > 0
+
+
+def test_a_data_folder_without_images_is_refused(tmp_path, ckpt):
+    model, config = checkpoint.load_checkpoint(ckpt)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ExportError, match="holds no images"):
+        export_onnx(model, config, tmp_path / "out", data=tmp_path / "empty")

@@ -79,8 +79,7 @@ def export_onnx(
     module, task = forward_module(model, config)
     module = module.to("cpu").eval()
     c, h, w = (int(v) for v in config["input_size"])
-    inputs = val.validation_inputs(config, batch_size, data, real_images=real_images)
-    source_of_images = val.image_batch(config, 1, data)[1] if real_images else "none (random tensors only)"
+    inputs, source_of_images = val.validation_inputs(config, batch_size, data, real_images=real_images)
 
     def reference(x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -95,7 +94,7 @@ def export_onnx(
             spatial_inputs = {f"random, batch 2, {h2}x{w2}": probe}
         except Exception as exc:
             if spatial == "dynamic":
-                raise ExportError(f"{arch} does not run at {h2}x{w2} in PyTorch, so its spatial size cannot be dynamic: {val._first_line(exc)}") from None
+                raise ExportError(f"{arch} does not run at {h2}x{w2} in PyTorch, so its spatial size cannot be dynamic: {val.first_line(exc)}") from None
             say(f"{arch}: fixed input size {h}x{w} (the PyTorch model does not run at {h2}x{w2})")
 
     out_dir = Path(out_dir)
@@ -298,7 +297,7 @@ def _finish(proto: Any, target: Path, config: dict[str, Any], task: str, dynamic
     try:
         onnx.checker.check_model(str(target), full_check=False)
     except Exception as exc:
-        raise ExportError(f"onnx.checker rejects the export of {config.get('architecture')}: {val._first_line(exc)}") from None
+        raise ExportError(f"onnx.checker rejects the export of {config.get('architecture')}: {val.first_line(exc)}") from None
 
 
 def _validate(path: Path, reference: Any, inputs: dict[str, np.ndarray], atol: float) -> list[val.Check]:

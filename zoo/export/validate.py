@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from zoo.errors import ExportError
 from zoo.runtime.preprocess import Preprocessing, list_images
 
 
@@ -68,12 +69,13 @@ def image_batch(config: dict[str, Any], count: int, data: str | os.PathLike | No
     pre = preprocessing_of(config)
     if data is not None:
         paths = list_images([data])
-        if paths:
-            step = max(1, len(paths) // count)
-            chosen = paths[::step][:count]
-            while len(chosen) < count:  # a folder with fewer images than the batch
-                chosen.append(chosen[len(chosen) % len(paths)])
-            return pre.load_batch(chosen), f"images from {data}"
+        if not paths:
+            raise ExportError(f"--data {str(data)!r} holds no images to validate the export on")
+        step = max(1, len(paths) // count)
+        chosen = paths[::step][:count]
+        while len(chosen) < count:  # a folder with fewer images than the batch
+            chosen.append(chosen[len(chosen) % len(paths)])
+        return pre.load_batch(chosen), f"images from {data}"
     images = synthetic_images(count, (pre.height, pre.width))
     return np.stack([pre.image_to_array(img) for img in images]), "generated images"
 
@@ -84,17 +86,19 @@ def validation_inputs(
     data: str | os.PathLike | None = None,
     seed: int = 0,
     real_images: bool = True,
-) -> dict[str, np.ndarray]:
-    """The named input batches every export is checked on (random tensors, then images)."""
+) -> tuple[dict[str, np.ndarray], str]:
+    """The named input batches every export is checked on (random tensors, then images),
+    and where the images came from."""
     c, h, w = (int(v) for v in config["input_size"])
     rng = np.random.default_rng(seed)
     big = max(2, int(batch_size))
     random = rng.standard_normal((big, c, h, w)).astype(np.float32)
     inputs = {"random, batch 1": random[:1], f"random, batch {big}": random}
-    if real_images:
-        images, _ = image_batch(config, big, data)
-        inputs.update({"images, batch 1": images[:1], f"images, batch {big}": images})
-    return inputs
+    if not real_images:
+        return inputs, "none (random tensors only)"
+    images, origin = image_batch(config, big, data)
+    inputs.update({"images, batch 1": images[:1], f"images, batch {big}": images})
+    return inputs, origin
 
 
 def other_size(height: int, width: int) -> tuple[int, int]:
@@ -120,12 +124,12 @@ def compare(
         try:
             ref = np.asarray(reference(x), dtype=np.float64)
         except Exception as exc:  # the PyTorch model itself rejects this input
-            checks.append(Check(name, shape, None, None, atol, False, f"PyTorch: {_first_line(exc)}"))
+            checks.append(Check(name, shape, None, None, atol, False, f"PyTorch: {first_line(exc)}"))
             continue
         try:
             out = np.asarray(session.run(None, {input_name: x})[0], dtype=np.float64)
         except Exception as exc:
-            checks.append(Check(name, shape, None, None, atol, False, f"ONNX Runtime: {_first_line(exc)}"))
+            checks.append(Check(name, shape, None, None, atol, False, f"ONNX Runtime: {first_line(exc)}"))
             continue
         if out.shape != ref.shape:
             checks.append(
@@ -171,6 +175,7 @@ def write_report(path: Path, report: dict[str, Any]) -> None:
     write_json(path, report)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception message, shortened."""
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:300]
