@@ -169,9 +169,41 @@ def train_command(name: str, data: str, out: str | None, nproc: int | None, as_j
 @click.option("--batch-size", type=int, default=256, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a report.")
-def evaluate_command(checkpoint: str, data: str, split: str, batch_size: int, device: str, as_json: bool) -> None:
-    """Accuracy, per-class accuracy and the confusion matrix of CHECKPOINT on an image folder."""
+@click.option("--confident", type=float, metavar="P",
+              help="Instead: list images labelled with probability >= P whose folder is another class"
+                   " (e.g. classes the model never saw), with a contact sheet.")
+@click.option("--sheet", type=click.Path(dir_okay=False), help="Contact sheet PNG for --confident"
+              " [confident.png beside the checkpoint].")
+def evaluate_command(checkpoint: str, data: str, split: str, batch_size: int, device: str, as_json: bool,
+                     confident: float | None, sheet: str | None) -> None:
+    """Accuracy, per-class accuracy and the confusion matrix of CHECKPOINT on an image folder.
+
+    With --confident P: the images the model labels with at least probability P
+    although their folder says otherwise, e.g. cats shown to an airplane-vs-bird net.
+    """
     from zoo.train.evaluate import evaluate, format_report
+
+    if confident is not None:
+        from pathlib import Path
+
+        from zoo.train.confident import confident_mistakes
+
+        sheet_path = sheet or str(Path(checkpoint) / "confident.png")
+        report = confident_mistakes(checkpoint, data, confident, sheet=sheet_path, batch_size=batch_size)
+        if as_json:
+            click.echo(json.dumps(report.to_dict(), indent=2))
+            return
+        click.echo(f"{len(report.mistakes)} of {report.num_images} images ({100 * report.rate:.1f}%) are labelled"
+                   f" with probability >= {confident:g} as a class their folder is not")
+        if report.unseen_classes:
+            click.echo(f"folders the model has no class for: {', '.join(report.unseen_classes)}")
+        for m in report.mistakes[:20]:
+            click.echo(f"  {m.path}  {m.predicted} {100 * m.probability:.1f}%  (folder {m.folder or '?'})")
+        if len(report.mistakes) > 20:
+            click.echo(f"  ... and {len(report.mistakes) - 20} more (--json lists all)")
+        if report.sheet:
+            click.echo(f"contact sheet: {report.sheet}")
+        return
 
     result = evaluate(checkpoint, data, split=split, batch_size=batch_size, device=device)
     if as_json:

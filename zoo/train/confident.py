@@ -1,0 +1,134 @@
+"""Confident mistakes: images a classifier labels with high probability although
+their class is one it was never trained on (the book's airplane-or-bird model
+shown cats), with a contact sheet to look at them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zoo.data.folder import IMAGE_EXTENSIONS, resolve_data_path
+from zoo.errors import DataError
+
+
+@dataclass
+class ConfidentMistake:
+    path: str
+    folder: str  # the image's class folder (its true class)
+    predicted: str
+    probability: float
+
+
+@dataclass
+class ConfidentReport:
+    threshold: float
+    num_images: int
+    mistakes: list[ConfidentMistake] = field(default_factory=list)
+    unseen_classes: list[str] = field(default_factory=list)
+    sheet: str | None = None
+    skipped: int = 0
+
+    @property
+    def rate(self) -> float:
+        return len(self.mistakes) / self.num_images if self.num_images else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "threshold": self.threshold,
+            "num_images": self.num_images,
+            "num_confident_mistakes": len(self.mistakes),
+            "rate": self.rate,
+            "unseen_classes": self.unseen_classes,
+            "sheet": self.sheet,
+            "skipped": self.skipped,
+            "mistakes": [m.__dict__ for m in self.mistakes],
+        }
+
+
+def _image_files(root: Path) -> list[tuple[Path, str]]:
+    files = []
+    for dirpath, _, names in os.walk(root):
+        for name in sorted(names):
+            p = Path(dirpath) / name
+            if p.suffix.lower() in IMAGE_EXTENSIONS:
+                files.append((p, p.parent.name if p.parent != root else ""))
+    return sorted(files)
+
+
+def confident_mistakes(
+    checkpoint: str | os.PathLike,
+    data: str | os.PathLike,
+    threshold: float = 0.95,
+    *,
+    sheet: str | os.PathLike | None = None,
+    batch_size: int = 256,
+    max_sheet: int = 64,
+) -> ConfidentReport:
+    """Images under ``data`` whose predicted class differs from their folder, with probability >= ``threshold``.
+
+    Folders named like one of the model's classes count as that class; any
+    other folder is a class the model never saw, so every confident answer
+    there is a mistake. ``sheet`` writes a contact sheet PNG of the most
+    confident ones (at most ``max_sheet``).
+    """
+    import torch
+
+    from zoo.checkpoint import load_checkpoint
+    from zoo.data.decode import preprocess_image
+
+    if not 0.0 < threshold <= 1.0:
+        raise DataError(f"--confident takes a probability in (0, 1], got {threshold}")
+    model, config = load_checkpoint(checkpoint)
+    root = resolve_data_path(data)
+    files = _image_files(root)
+    if not files:
+        raise DataError(f"{str(root)!r} contains no images")
+    names = list(config["class_names"])
+    size, mean, std = config["input_size"], config["mean"], config["std"]
+    report = ConfidentReport(threshold=threshold, num_images=0)
+    report.unseen_classes = sorted({folder for _, folder in files if folder and folder not in names})
+    with torch.inference_mode():
+        for start in range(0, len(files), batch_size):
+            chunk, tensors = [], []
+            for path, folder in files[start : start + batch_size]:
+                try:
+                    tensors.append(preprocess_image(path, size, mean, std))
+                    chunk.append((path, folder))
+                except DataError:
+                    report.skipped += 1
+            if not tensors:
+                continue
+            probs = torch.softmax(model(torch.stack(tensors)).float(), dim=1)
+            top, index = probs.max(dim=1)
+            for (path, folder), p, i in zip(chunk, top.tolist(), index.tolist()):
+                report.num_images += 1
+                if p >= threshold and names[i] != folder:
+                    report.mistakes.append(ConfidentMistake(str(path), folder, names[i], p))
+    report.mistakes.sort(key=lambda m: -m.probability)
+    if sheet is not None and report.mistakes:
+        report.sheet = str(contact_sheet(report.mistakes[:max_sheet], sheet))
+    return report
+
+
+def contact_sheet(mistakes: list[ConfidentMistake], path: str | os.PathLike, thumb: int = 96) -> Path:
+    """A grid of thumbnails, each captioned 'predicted p%' over its true folder."""
+    from PIL import Image, ImageDraw
+
+    from zoo.checkpoint import atomic_write
+
+    cols = min(8, len(mistakes))
+    rows = math.ceil(len(mistakes) / cols)
+    caption = 26
+    sheet = Image.new("RGB", (cols * thumb, rows * (thumb + caption)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for k, m in enumerate(mistakes):
+        x, y = (k % cols) * thumb, (k // cols) * (thumb + caption)
+        with Image.open(m.path) as img:
+            sheet.paste(img.convert("RGB").resize((thumb, thumb), Image.NEAREST), (x, y))
+        draw.text((x + 2, y + thumb), f"{m.predicted} {100 * m.probability:.0f}%", fill="black")
+        draw.text((x + 2, y + thumb + 12), f"({m.folder or '?'})", fill="gray")
+    return atomic_write(Path(path), lambda tmp: sheet.save(tmp, format="PNG"))
