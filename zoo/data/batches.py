@@ -137,10 +137,12 @@ class LoaderBatches:
         self.collate = collate
 
     def set_epoch(self, epoch: int) -> None:
+        """Choose the shuffle of ``epoch`` (call before iterating)."""
         self.sampler.set_epoch(epoch)
 
     @property
     def num_samples(self) -> int:
+        """Samples this rank sees per epoch."""
         return len(self.sampler)
 
     def __len__(self) -> int:
@@ -166,7 +168,7 @@ class _ShardSampler:
         self.indices = list(range(rank, n, world_size))
 
     def set_epoch(self, epoch: int) -> None:
-        pass
+        """The order does not change between epochs."""
 
     def __iter__(self):
         return iter(self.indices)

@@ -28,6 +28,7 @@ class ImageSplit:
 
     @property
     def cached(self) -> bool:
+        """Whether the images are decoded in memory."""
         return self.images is not None
 
 
@@ -44,10 +45,12 @@ class ImageData:
 
     @property
     def num_classes(self) -> int:
+        """How many classes (folders) the data has."""
         return len(self.class_names)
 
     @property
     def cached(self) -> bool:
+        """Whether the training images are decoded in memory."""
         return self.train.cached
 
     def describe_skipped(self) -> str:

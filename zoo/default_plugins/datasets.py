@@ -25,6 +25,7 @@ def resolve_demo(name: str) -> Path:
 
 @zoo.hookimpl
 def register_datasets(register):
+    """Register the ``demo`` scheme (``demo:cats``)."""
     register(
         DatasetSource(
             scheme="demo",

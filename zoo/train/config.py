@@ -82,4 +82,5 @@ class TrainConfig:
 
     @classmethod
     def names(cls) -> set[str]:
+        """The option names (to tell them from other keyword arguments)."""
         return {f.name for f in fields(cls)}

@@ -40,10 +40,12 @@ class DistContext:
 
     @property
     def enabled(self) -> bool:
+        """More than one process."""
         return self.world_size > 1
 
     @property
     def is_main(self) -> bool:
+        """Rank 0: the process that prints and writes."""
         return self.rank == 0
 
     def init(self, device: Any) -> None:
@@ -96,6 +98,7 @@ class DistContext:
         return tensor
 
     def barrier(self) -> None:
+        """Wait until every rank got here (a no-op in one process)."""
         if self.enabled:
             import torch.distributed as dist
 
