@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -116,6 +117,9 @@ def train_command(name: str, data: str, out: str | None, nproc: int | None, as_j
     out_dir = Path(out) if out else Path("runs") / name.replace("/", "_")
     if resume == RESUME_LAST:
         resume = str(out_dir / "last")
+    elif resume is None and (out_dir / "last").exists() and os.environ.get("RANK", "0") == "0":
+        click.echo(f"zoo: {out_dir} holds an earlier run; its checkpoints will be replaced"
+                   " (--resume continues it instead)", err=True)
     cfg = TrainConfig(
         **options,
         milestones=_ints(milestones, "--milestones"),
