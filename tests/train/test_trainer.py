@@ -290,3 +290,12 @@ def test_zoo_train_is_callable_and_a_package(folder, tmp_path):
     assert zoo.train is package and callable(zoo.train)
     result = zoo.train("net", str(folder), epochs=1, batch_size=32, **FAST)
     assert len(result.history) == 1
+
+
+def test_uint8_image_tensors_are_normalised_with_their_own_statistics(data):
+    x, y = data.train.images, data.train.labels
+    trainer = Trainer("net", (x, y), class_names=data.class_names, epochs=1, **FAST)
+    trainer.setup()
+    from zoo.data import compute_mean_std
+
+    assert (trainer.mean, trainer.std) == compute_mean_std(x)

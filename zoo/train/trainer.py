@@ -312,7 +312,10 @@ class Trainer:
         if self.mean is not None and self.std is not None:
             return
         if not isinstance(self.train_data, ImageSplit):
-            return  # tensors or a Dataset: they arrive prepared, nothing to normalise
+            x = self.train_data[0] if isinstance(self.train_data, (tuple, list)) else None
+            if x is not None and getattr(x, "dtype", None) is not None and str(x.dtype) == "torch.uint8" and x.ndim == 4:
+                self.mean, self.std = compute_mean_std(x)  # uint8 image tensors: like a cached folder
+            return  # float tensors or a Dataset arrive prepared: nothing to normalise
         if self.config.normalize == "model" or not self.train_data.cached:
             arch = getattr(self.model, "zoo_arch", None)
             if self.config.normalize == "dataset" and not self.train_data.cached:
