@@ -494,7 +494,10 @@ class Trainer:
             plot_curves(self.history, self.out / "curves.png", title=name)
         for cb in self.callbacks:
             cb.on_fit_end(self, result)
-        self.dist.close()
+        if stopped != "interrupted":
+            # After Ctrl-C the ranks may stand at different collectives; a
+            # farewell barrier could hang, so the process just exits.
+            self.dist.close()
         return result
 
     def _epochs(self) -> str:
