@@ -57,6 +57,8 @@ def onnx_speed(name: str, threads: int, runs: int, repeats: int) -> dict[str, An
             options = ort.SessionOptions()
             options.graph_optimization_level = level
             options.intra_op_num_threads = threads
+            # idle ORT threads would otherwise busy-wait through PyTorch's turn
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             sessions[label] = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         c, h, w = zoo.get_spec(name).input_size
         x = np.random.default_rng(0).standard_normal((1, c, h, w)).astype(np.float32)
