@@ -37,5 +37,5 @@ def tiny_folder(tmp_path_factory):
     """A learnable 2-class image folder with train/ and val/, 32x32."""
     from zoo.testing import make_image_folder
 
-    return make_image_folder(tmp_path_factory.mktemp("cats"), ("cat", "dog"), per_class=24, size=32,
-                             split=True, val_per_class=10)
+    return make_image_folder(tmp_path_factory.mktemp("cats"), ("cat", "dog"), per_class=16, size=32,
+                             split=True, val_per_class=8)

@@ -91,7 +91,7 @@ def test_frozen_parameters_and_buffers_are_bit_identical_after_training(tiny_fol
     before = {k: v.clone() for k, v in base.state_dict().items()}
     result = finetune(
         str(tmp_path / "base"), tiny_folder, options=FinetuneOptions(freeze="layer2"),
-        epochs=3, batch_size=16, lr=0.01, augment="flip", out=str(tmp_path / "run"), progress=False, plot=False,
+        epochs=3, batch_size=32, lr=0.01, augment="flip", out=str(tmp_path / "run"), progress=False, plot=False,
     )
     assert result.cached_features is False
     after = result.model.state_dict()

@@ -143,3 +143,34 @@ def test_shipped_backbone_loads_offline(no_network):
     model = zoo.create_model("cifar8_resnet", num_classes=2, pretrained=True)
     assert model.zoo_pretrained["source"] == "package"
     assert model.zoo_pretrained["missing"] == ["fc.weight", "fc.bias"]
+
+
+def test_torchvision_resnet18_file_loads_into_the_timm_model(caches, no_network):
+    """The registry's resnet18 finds torchvision's file in $TORCH_HOME by its URL name, offline."""
+    import torchvision
+
+    torch_home, _ = caches
+    torch.manual_seed(7)
+    state = torchvision.models.resnet18().state_dict()
+    spec = zoo.get_spec("resnet18")
+    name = next(w.filename for w in spec.weights if w.layout == "torchvision")
+    (torch_home / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(state, torch_home / "hub" / "checkpoints" / name)
+    model = zoo.create_model("resnet18", num_classes=2, pretrained=True)
+    assert model.zoo_pretrained["source"] == "torch-hub-cache"
+    assert same(model, state)
+
+
+def test_timm_resnet18_from_the_hf_cache(caches, no_network):
+    import timm
+    from safetensors.torch import save_file
+
+    _, hf_home = caches
+    torch.manual_seed(8)
+    state = {k: v.contiguous() for k, v in timm.create_model("resnet18").state_dict().items()}
+    snapshot = hf_home / "hub" / "models--timm--resnet18.a1_in1k" / "snapshots" / "0123"
+    snapshot.mkdir(parents=True)
+    save_file(state, str(snapshot / "model.safetensors"))
+    model = zoo.create_model("resnet18", num_classes=5, pretrained="a1_in1k")
+    assert model.zoo_pretrained["source"] == "hf-cache"
+    assert same(model, state)

@@ -18,7 +18,7 @@ from zoo.cli.train import RESUME_LAST, _floats, _input_size, _ints, train_comman
 
 # zoo train's options that finetune does not take, and defaults that suit a pretrained backbone.
 _NOT_SHARED = {"name", "nproc"}
-_FINETUNE_DEFAULTS = {"lr": 1e-3, "optimizer": "adamw", "normalize": "model", "epochs": 10}
+_FINETUNE_DEFAULTS = {"lr": 3e-3, "optimizer": "adamw", "normalize": "model", "epochs": 20}
 
 
 def _shared_train_options() -> list[click.Parameter]:

@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from zoo.models._base import Classifier, linear_head
+
 
 class BasicBlock(nn.Module):
     """Two 3x3 convolutions with batch norm and an identity (or 1x1) shortcut."""
@@ -37,8 +39,10 @@ class BasicBlock(nn.Module):
         return F.relu(out + shortcut, inplace=True)
 
 
-class CifarResNet(nn.Module):
+class CifarResNet(Classifier):
     """stem (32x32) -> layer1 (16x16) -> layer2 (8x8) -> layer3 (4x4) -> pool -> fc."""
+
+    classifier_name = "fc"
 
     def __init__(
         self,
@@ -56,8 +60,9 @@ class CifarResNet(nn.Module):
         self.layer2 = BasicBlock(w1, w2, stride=2)
         self.layer3 = BasicBlock(w2, w3, stride=2)
         self.num_features = w3
+        self.num_classes = num_classes
         self.drop_rate = drop_rate
-        self.fc = nn.Linear(w3, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc = linear_head(w3, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.layer3(self.layer2(self.layer1(self.stem(x))))
@@ -67,15 +72,6 @@ class CifarResNet(nn.Module):
         if self.drop_rate:
             x = F.dropout(x, p=self.drop_rate, training=self.training)
         return x if pre_logits else self.fc(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 def cifar8_resnet(num_classes: int = 8, in_chans: int = 3, drop_rate: float = 0.0) -> CifarResNet:

@@ -264,8 +264,9 @@ def finetune(
 
     torch.manual_seed(cfg.seed)  # the new head starts the same for the same seed
     prepared = prepare(source, dataset.num_classes, options, cfg.lr, cfg.model_args)
-    if tuple(dataset.input_size) != tuple(prepared.input_size or dataset.input_size):
-        dataset = _load(data, source, options, cfg, input_size=prepared.input_size)
+    wanted = tuple(cfg.input_size or prepared.input_size or dataset.input_size)
+    if tuple(dataset.input_size) != wanted:
+        dataset = _load(data, source, options, cfg, input_size=wanted)
     cached, reason = _cache_decision(prepared, options, cfg)
     if cached and dataset.train.images is not None:
         sample = _normalised_sample(dataset, prepared)
