@@ -39,7 +39,11 @@ def test_torchvision_names_and_weights_match_the_installed_torchvision():
     for row in TV_ROWS:
         urls = [member.url for member in models.get_model_weights(row["name"])]
         assert [w["url"] for w in row["weights"]] == urls, row["name"]
-        assert row["params"] == list(models.get_model_weights(row["name"]))[0].meta["num_params"], row["name"]
+        # One of the weight sets fits the default build (vit_h_14's first is for 518x518 inputs).
+        published = {member.meta["num_params"] for member in models.get_model_weights(row["name"])}
+        if row["name"] == "inception_v3":  # torchvision's count includes the auxiliary head, which we leave out
+            published = {n - 3_326_696 for n in published}
+        assert row["params"] in published, row["name"]
 
 
 def test_pass_throughs_are_registered(fresh_plugins):

@@ -8,7 +8,8 @@ This script regenerates those files from the installed libraries::
     python -m zoo.tools.passthrough --check    # exit 1 when they are stale
 
 Parameter counts come from building each model on the ``meta`` device (no
-memory, no init), or from torchvision's weight metadata. Takes a few minutes.
+memory, no init; on the CPU where a builder cannot run on ``meta``). Takes a
+few minutes.
 """
 
 from __future__ import annotations
@@ -121,7 +122,8 @@ def torchvision_rows() -> list[dict[str, Any]]:
             "std": _floats(first.std),
             "first_conv": find_first_conv(model)[0],
             "classifier": wrapped.classifier_path,
-            "params": enum[0].meta["num_params"],
+            # Counted, not torchvision's figure: Inception v3's includes the auxiliary head we leave out.
+            "params": sum(p.numel() for p in wrapped.parameters()),
             "weights": weights,
         })
     return rows
