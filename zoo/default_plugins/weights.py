@@ -50,29 +50,17 @@ def register_models(register):
     )
 
 
+# (name, find function in zoo.transfer.sources, priority, description): offline first.
+BUILTIN_SOURCES = (
+    ("package", "find_package_file", 10, "weights shipped inside an installed package (PretrainedWeights.package_file)"),
+    ("torch-hub-cache", "find_torch_hub_cache", 20, "$TORCH_HOME/hub/checkpoints/<file name from the weight URL>"),
+    ("hf-cache", "find_hf_cache", 30, "$HF_HOME/hub/models--<org>--<name>/snapshots/<rev>/ (no network)"),
+    ("download", "download", 100, "download from the URL or the Hugging Face hub, only when the network is allowed"),
+)
+
+
 @zoo.hookimpl
 def register_weight_sources(register):
-    register(WeightSource(
-        name="package",
-        find="zoo.transfer.sources:find_package_file",
-        priority=10,
-        description="weights shipped inside an installed package (PretrainedWeights.package_file)",
-    ))
-    register(WeightSource(
-        name="torch-hub-cache",
-        find="zoo.transfer.sources:find_torch_hub_cache",
-        priority=20,
-        description="$TORCH_HOME/hub/checkpoints/<file name from the weight URL>",
-    ))
-    register(WeightSource(
-        name="hf-cache",
-        find="zoo.transfer.sources:find_hf_cache",
-        priority=30,
-        description="$HF_HOME/hub/models--<org>--<name>/snapshots/<rev>/ (no network)",
-    ))
-    register(WeightSource(
-        name="download",
-        find="zoo.transfer.sources:download",
-        priority=100,
-        description="download from the URL or the Hugging Face hub, only when the network is allowed",
-    ))
+    for name, function, priority, description in BUILTIN_SOURCES:
+        register(WeightSource(name=name, find=f"zoo.transfer.sources:{function}", priority=priority,
+                              description=description))
