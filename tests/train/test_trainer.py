@@ -270,6 +270,8 @@ def test_plain_tensor_features_train_without_normalisation():
     result = Trainer(head, (feats[:90], labels[:90]), (feats[90:], labels[90:]), epochs=15, lr=0.1,
                      batch_size=16, class_names=["neg", "pos"], **FAST).fit()
     assert result.val_acc >= 0.9 and result.mean is None
+    with pytest.raises(CheckpointError, match="zoo.create_model"):
+        Trainer(torch.nn.Linear(8, 2), (feats, labels), out="unused", epochs=1, **FAST).fit()
     dataset = torch.utils.data.TensorDataset(feats, labels)
     again = Trainer(torch.nn.Linear(8, 2), dataset, epochs=2, **FAST).fit()
     assert again.class_names == ["0", "1"]

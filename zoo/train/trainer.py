@@ -231,6 +231,12 @@ class Trainer:
         from zoo.train.optim import build_optimizer, build_scheduler, make_loss
 
         cfg = self.config
+        if self.out is not None and not getattr(self.model, "zoo_arch", None):
+            # Found out now rather than after the first epoch's work.
+            raise CheckpointError(
+                "checkpoints need a model built by zoo.create_model (it records the architecture);"
+                " build it that way, or train without out="
+            )
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         if self.dist.enabled:
