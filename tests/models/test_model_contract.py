@@ -38,6 +38,7 @@ def test_builtin_classifier_follows_the_contract(name, built, contract_problems)
     model = built(name)
     assert count_parameters(model) == spec.params
     assert model.num_classes == spec.num_classes
+    assert model.head_hidden_size == model.num_features  # timm's name for the pre-logits width
     # At the default input size: output (1, classes), forward == forward_head(forward_features),
     # pre-logits (1, num_features), reset_classifier changes the width and keeps forward_features.
     assert contract_problems(spec, model) == []

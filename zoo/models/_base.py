@@ -44,6 +44,11 @@ class Classifier(nn.Module):
         """Features to logits; with ``pre_logits`` stop before the classifier, at (N, num_features)."""
         raise NotImplementedError
 
+    @property
+    def head_hidden_size(self) -> int:
+        """Width of the pre-logits, under timm's name for it (timm's num_features can be narrower)."""
+        return self.num_features
+
     def get_classifier(self) -> nn.Module:
         """The last layer, the one ``reset_classifier`` replaces."""
         return getattr(self, self.classifier_name)

@@ -3,6 +3,13 @@
 timm's ResNets use torchvision's parameter names, so torchvision's ResNet
 weight files load into them unchanged. Nothing here downloads: models are
 built with ``pretrained=False`` and weights are the transfer module's job.
+
+For the built-in ResNets and ViTs ``num_features`` is the pre-logits width,
+as the zoo's contract says. Among the ``timm/*`` pass-throughs, models whose
+head has its own hidden layer (MobileNetV3, HGNet, FasterNet, MambaOut, ...)
+keep timm's meaning: ``num_features`` is the trunk's width and the pre-logits
+are ``head_hidden_size`` wide. Every zoo model has ``head_hidden_size``, so
+code that sizes a new head on pre-logits should read that.
 """
 
 from __future__ import annotations

@@ -118,6 +118,11 @@ class TorchvisionClassifier(nn.Module):
         names = [n for n, _ in head.named_children()]
         return f"{self._recipe.head}.{names[1] if self._recipe.special == 'squeezenet' else names[-1]}"
 
+    @property
+    def head_hidden_size(self) -> int:
+        """Width of the pre-logits, under timm's name for it."""
+        return self.num_features
+
     def get_classifier(self) -> nn.Module:
         """The last layer of the classifier."""
         return self.get_submodule(self.classifier_path)
