@@ -11,7 +11,7 @@ images, the same encoder architecture is trained
 1. from scratch (random init, every layer trains, flips + crops),
 2. from the pretrained encoder, frozen, with a new linear head (cached features),
 3. from the pretrained encoder, frozen, with an MLP head (cached features),
-4. from the pretrained encoder, every layer finetuned (discriminative LRs, flips + crops),
+4. from the pretrained encoder, every layer finetuned (the scratch recipe: AdamW, flips + crops),
 
 and the accuracy on the evaluation images is printed for each.
 
@@ -45,6 +45,8 @@ def main() -> None:
     parser.add_argument("--ae-epochs", type=int, default=15)
     parser.add_argument("--epochs", type=int, default=40, help="epochs on the 300 labelled images")
     parser.add_argument("--arch", default="ae_conv_32")
+    parser.add_argument("--bottleneck", type=int, help="code width (the architecture's default when not given)")
+    parser.add_argument("--noise", type=float, default=0.0, help="denoising: input noise std in normalised units")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--keep", type=Path, help="keep the runs here instead of a temporary directory")
     args = parser.parse_args()
@@ -60,8 +62,10 @@ def main() -> None:
     unlabelled = link_folder(args.data, tmp / "unlabelled", {"all": range(args.unlabelled_per_class)})
     labelled = link_folder(args.data, tmp / "labelled", {"train": range(4000, 4030), "val": range(4900, 5000)})
     t0 = time.perf_counter()
+    model_args = {"bottleneck": args.bottleneck} if args.bottleneck else {}
     ae = pretrain_autoencoder(args.arch, unlabelled, epochs=args.ae_epochs, batch_size=128, lr=2e-3, loss="l2",
-                              out=tmp / "ae", log=lambda line: print(line, flush=True))
+                              noise=args.noise, out=tmp / "ae", model_kwargs=model_args,
+                              log=lambda line: print(line, flush=True))
     ae_seconds = time.perf_counter() - t0
     quiet = dict(progress=False, plot=False, metrics_format="none")
     results: dict[str, dict] = {}
@@ -75,7 +79,7 @@ def main() -> None:
 
     t = time.perf_counter()
     torch.manual_seed(0)
-    scratch = zoo.train(args.arch, str(labelled), model_args={}, out=str(tmp / "scratch"), epochs=args.epochs,
+    scratch = zoo.train(args.arch, str(labelled), model_args=model_args, out=str(tmp / "scratch"), epochs=args.epochs,
                         batch_size=32, lr=1e-3, optimizer="adamw", weight_decay=1e-4, augment="crop,flip",
                         normalize="model", **quiet)
     record("scratch (all layers, augmented)", scratch, time.perf_counter() - t)
@@ -83,7 +87,7 @@ def main() -> None:
         ("encoder frozen + linear head", FinetuneOptions(encoder=str(tmp / "ae")), dict(lr=3e-3)),
         ("encoder frozen + mlp:256 head", FinetuneOptions(encoder=str(tmp / "ae"), head="mlp:256", head_dropout=0.3),
          dict(lr=1e-3)),
-        ("encoder finetuned (all layers)", FinetuneOptions(encoder=str(tmp / "ae"), freeze="none", layer_decay=0.5),
+        ("encoder finetuned (all layers)", FinetuneOptions(encoder=str(tmp / "ae"), freeze="none", layer_decay=1.0),
          dict(lr=1e-3, augment="crop,flip", weight_decay=1e-4)),
     ]
     for label, options, extra in runs:

@@ -149,6 +149,8 @@ def pretrain_group() -> None:
 @click.option("--arch", default="ae_conv_32", show_default=True, help="Autoencoder architecture (zoo list --tag autoencoder).")
 @click.option("--out", type=click.Path(file_okay=False), help="Checkpoint directory [runs/pretrain_ARCH].")
 @click.option("--loss", type=click.Choice(["l2", "l1"]), default="l2", show_default=True, help="Reconstruction loss.")
+@click.option("--noise", type=float, default=0.0, show_default=True,
+              help="Denoising: Gaussian noise of this std (normalised units) on the input; the target stays clean.")
 @click.option("--epochs", type=int, default=10, show_default=True)
 @click.option("--batch-size", type=int, default=128, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Peak learning rate (Adam, one-cycle).")
@@ -158,7 +160,7 @@ def pretrain_group() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Architecture argument (repeatable).")
 @click.option("--quiet", "-q", is_flag=True, help="No epoch lines.")
-def pretrain_autoencoder_command(data: str, arch: str, out: str | None, loss: str, epochs: int, batch_size: int,
+def pretrain_autoencoder_command(data: str, arch: str, out: str | None, loss: str, noise: float, epochs: int, batch_size: int,
                                  lr: float, weight_decay: float, limit: int | None, val_fraction: float, seed: int,
                                  model_args: tuple[str, ...], quiet: bool) -> None:
     """Train an autoencoder to reconstruct the images of --data; its encoder then backs 'zoo finetune --encoder'."""
@@ -167,7 +169,7 @@ def pretrain_autoencoder_command(data: str, arch: str, out: str | None, loss: st
     out_dir = Path(out) if out else Path("runs") / f"pretrain_{arch}"
     log = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
     result = pretrain_autoencoder(arch, data, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                                  loss=loss, val_fraction=val_fraction, limit=limit, seed=seed, out=out_dir,
+                                  loss=loss, noise=noise, val_fraction=val_fraction, limit=limit, seed=seed, out=out_dir,
                                   model_kwargs=parse_key_values(model_args), log=log)
     shown = result.val_loss if result.val_loss is not None else result.train_loss
     click.echo(f"reconstruction {loss} {shown:.4f} on {result.images} images ({result.seconds:.0f}s): {result.path}")

@@ -102,6 +102,7 @@ def pretrain_autoencoder(
     lr: float = 1e-3,
     weight_decay: float = 0.0,
     loss: str = "l2",
+    noise: float = 0.0,
     val_fraction: float = 0.05,
     limit: int | None = None,
     seed: int = 0,
@@ -112,8 +113,10 @@ def pretrain_autoencoder(
     """Train autoencoder ``arch`` to reconstruct the images of ``data`` (a folder, or a uint8 tensor).
 
     Adam with a cosine schedule; inputs are normalised with the spec's
-    mean/std and the decoder reconstructs the normalised image. With ``out``
-    the model is saved as a checkpoint (best validation loss).
+    mean/std and the decoder reconstructs the normalised image. ``noise`` > 0
+    makes it a denoising autoencoder: Gaussian noise of that standard
+    deviation (in normalised units) is added to the input, the target stays
+    clean. With ``out`` the model is saved as a checkpoint (best validation loss).
     """
     from zoo.data.transforms import Normalize
     from zoo.factory import create_model
@@ -125,6 +128,8 @@ def pretrain_autoencoder(
             raise ZooError(f"{label} must be a positive integer, got {value!r}")
     if not lr > 0:
         raise ZooError(f"learning rate must be positive, got {lr!r}")
+    if not noise >= 0:
+        raise ZooError(f"noise must be 0 or more, got {noise!r}")
     torch.manual_seed(seed)
     t0 = time.time()
     if isinstance(data, torch.Tensor):
@@ -153,7 +158,8 @@ def pretrain_autoencoder(
         total, seen = 0.0, 0
         for start in range(0, len(perm), batch_size):
             x = normalise(train_x[perm[start:start + batch_size]])
-            batch_loss = criterion(model(x), x)
+            noisy = x + noise * torch.randn(x.shape, generator=gen) if noise else x
+            batch_loss = criterion(model(noisy), x)
             optimizer.zero_grad(set_to_none=True)
             batch_loss.backward()
             optimizer.step()
@@ -178,7 +184,7 @@ def pretrain_autoencoder(
         mean=spec.mean,
         std=spec.std,
         train_args={"task": "autoencoder", "arch": arch, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-                    "loss": loss, "seed": seed, "images": len(train_x)},
+                    "loss": loss, "noise": noise, "seed": seed, "images": len(train_x)},
         metrics={"train_loss": train_loss, "val_loss": val_loss, "best_loss": best_val},
         task="autoencoder",
     )

@@ -94,7 +94,7 @@ def model_stages(model: nn.Module) -> list[Stage]:
             stages[-1].modules.append(prefix + name)
             stages[-1].aliases.append(name)
             continue
-        stages.append(_stage(name, [name], prefix))
+        stages.append(_stage(_shown(prefix) + name, [name], prefix))
     if leading:
         stages.append(_stage("stem" if "stem" not in names else "stem_layers", leading, prefix))
     # Parameters that belong to no child (a ViT's cls_token, pos_embed) go with the first stage.
@@ -117,8 +117,14 @@ def _owns_body_params(module: nn.Module, head_ids: set[int]) -> bool:
 
 
 def _stage(name: str, modules: list[str], prefix: str) -> Stage:
-    aliases = [m for m in modules if m != name]
+    # Short names stay usable ("conv1" for the stem), except bare indices, which would read as a depth.
+    aliases = [m for m in modules if m != name and not m.isdigit()]
     return Stage(name=name, modules=[prefix + m for m in modules], aliases=aliases)
+
+
+def _shown(prefix: str) -> str:
+    # Stage names are relative to the model the user named: a new head's wrapper is not part of them.
+    return prefix[len("backbone."):] if prefix.startswith("backbone.") else prefix
 
 
 def stage_names(model: nn.Module) -> list[str]:
