@@ -173,14 +173,25 @@ def check_model(spec: Any, *, num_classes: int = 3, batch: int = 2, check_params
         problems.append(f"{label}: output shape {tuple(out.shape)}, expected {(batch, num_classes)}")
     if not torch.allclose(out, via_head, atol=1e-5):
         problems.append(f"{label}: forward(x) differs from forward_head(forward_features(x))")
-    if pre.ndim != 2 or pre.shape[1] != model.num_features:
-        problems.append(f"{label}: pre-logits shape {tuple(pre.shape)} does not match num_features={model.num_features}")
+    # timm calls the pre-logits width head_hidden_size where the head has a hidden layer
+    width = getattr(model, "head_hidden_size", None) or model.num_features
+    if pre.ndim != 2 or pre.shape[1] != width:
+        problems.append(f"{label}: pre-logits shape {tuple(pre.shape)} does not match its width {width}")
     model.reset_classifier(num_classes + 2)
     with torch.no_grad():
         out2 = model(x)
         feats2 = model.forward_features(x)
     if tuple(out2.shape) != (batch, num_classes + 2):
         problems.append(f"{label}: reset_classifier({num_classes + 2}) gives output {tuple(out2.shape)}")
-    if not torch.allclose(feats, feats2):
+    if not _same(feats, feats2):
         problems.append(f"{label}: reset_classifier changed forward_features")
     return problems
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Tensors, or lists/tuples of them (some timm models return several feature maps)."""
+    import torch
+
+    if isinstance(a, (list, tuple)):
+        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return torch.allclose(a, b)
