@@ -83,14 +83,3 @@ def extract_split_features(model: nn.Module, split: Any, input_size: Sequence[in
         chunks.append(extract_features(model, x, mean=mean, std=std, batch_size=batch_size, device=device))
         labels.append(y)
     return torch.cat(chunks), torch.cat(labels)
-
-
-class CachedFeatureHead(nn.Module):
-    """The head alone, as a model over cached features (what the trainer sees)."""
-
-    def __init__(self, head: nn.Module) -> None:
-        super().__init__()
-        self.head = head
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(x)

@@ -10,11 +10,10 @@ and the head trains on them (the checkpoint still holds the whole model).
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
