@@ -267,7 +267,7 @@ class OnnxModel(Predictor):
         if labels is not None:
             return read_labels(labels)
         names = self.metadata.get(md.CLASS_NAMES)
-        return [str(n) for n in names] if isinstance(names, list) else None
+        return [str(n) for n in names] if isinstance(names, list) and names else None
 
     # -- running ----------------------------------------------------------------
 
