@@ -500,9 +500,15 @@ class Trainer:
             plot_curves(self.history, self.out / "curves.png", title=name)
         for cb in self.callbacks:
             cb.on_fit_end(self, result)
-        if stopped != "interrupted":
-            # After Ctrl-C the ranks may stand at different collectives; a
-            # farewell barrier could hang, so the process just exits.
+        if stopped != "interrupted" and self.dist.enabled:
+            # Release DDP (its reducer holds the process group) before leaving
+            # the group: destroyed later, at interpreter exit, it can abort the
+            # process. After Ctrl-C the ranks may stand at different
+            # collectives, so no farewell there: the process just exits.
+            import gc
+
+            self.net = self.model
+            gc.collect()
             self.dist.close()
         return result
 
