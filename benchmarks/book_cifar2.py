@@ -166,7 +166,7 @@ def write_report(results: list[dict], md_path: Path, png_path: Path) -> None:
     for i, (label, values, colour) in enumerate(series):
         ax.bar([x + (i - 1.5) * width for x in xs], values, width, label=label, color=colour)
     ax.set_xticks(list(xs), order)
-    ax.set_ylim(0.7, 1.0)
+    ax.set_ylim(0.5, 1.0)
     ax.set_ylabel("accuracy")
     ax.set_title("CIFAR-2 (airplane vs bird): published vs reproduced with zoo")
     ax.legend(ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
