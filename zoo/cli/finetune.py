@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from zoo.cli._options import parse_key_values
-from zoo.cli.train import RESUME_LAST, _floats, _input_size, _ints, train_command
+from zoo.cli.train import RESUME_LAST, _floats, make_train_config, train_command
 
 # zoo train's options that finetune does not take, and defaults that suit a pretrained backbone.
 _NOT_SHARED = {"name", "nproc"}
@@ -78,7 +78,6 @@ def finetune_command(source: str | None, weights: str | None, tag: str | None, e
       zoo finetune runs/net/best --data pics/ --freeze layer2 --dry-run
       zoo finetune --encoder runs/ae/best --data labelled/
     """
-    from zoo.train import TrainConfig
     from zoo.transfer.finetune import FinetuneOptions, finetune
 
     data = options.pop("data")
@@ -89,17 +88,8 @@ def finetune_command(source: str | None, weights: str | None, tag: str | None, e
     out_dir = Path(out) if out else Path("runs") / f"finetune_{Path(label).name}"
     if resume == RESUME_LAST:
         resume = str(out_dir / "last")
-    cfg = TrainConfig(
-        **options,
-        milestones=_ints(milestones, "--milestones"),
-        input_size=_input_size(input_size),
-        cache="auto" if cache is None else cache,
-        plot=not no_plot,
-        progress=not quiet,
-        out=str(out_dir),
-        resume=resume,
-        model_args=parse_key_values(model_args),
-    )
+    cfg = make_train_config(options, out_dir=out_dir, resume=resume, milestones=milestones, input_size=input_size,
+                            cache=cache, no_plot=no_plot, quiet=quiet, model_args=model_args)
     freeze_value: str | int = int(freeze) if freeze.strip().isdigit() else freeze
     fopts = FinetuneOptions(
         head=head, head_dropout=head_dropout, freeze=freeze_value, freeze_patterns=tuple(freeze_patterns),

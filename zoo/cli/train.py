@@ -108,7 +108,7 @@ def train_command(name: str, data: str, out: str | None, nproc: int | None, as_j
         from zoo.train.distributed import launch_nproc
 
         sys.exit(launch_nproc(nproc, sys.argv[1:] if sys.argv[1:2] == ["train"] else ["train", *sys.argv[1:]]))
-    from zoo.train import TrainConfig, load_folder_for
+    from zoo.train import load_folder_for
     from zoo.train.trainer import Trainer
 
     mean_v, std_v = _floats(mean, "--mean"), _floats(std, "--std")
@@ -120,17 +120,8 @@ def train_command(name: str, data: str, out: str | None, nproc: int | None, as_j
     elif resume is None and (out_dir / "last").exists() and os.environ.get("RANK", "0") == "0":
         click.echo(f"zoo: {out_dir} holds an earlier run; its checkpoints will be replaced"
                    " (--resume continues it instead)", err=True)
-    cfg = TrainConfig(
-        **options,
-        milestones=_ints(milestones, "--milestones"),
-        input_size=_input_size(input_size),
-        cache="auto" if cache is None else cache,
-        plot=not no_plot,
-        progress=not quiet,
-        out=str(out_dir),
-        resume=resume,
-        model_args=parse_key_values(model_args),
-    )
+    cfg = make_train_config(options, out_dir=out_dir, resume=resume, milestones=milestones, input_size=input_size,
+                            cache=cache, no_plot=no_plot, quiet=quiet, model_args=model_args)
     dataset = load_folder_for(name, data, cfg)
     skipped = dataset.describe_skipped()
     from zoo.train.distributed import from_env
@@ -163,6 +154,25 @@ def train_command(name: str, data: str, out: str | None, nproc: int | None, as_j
     if result.stopped == "interrupted":
         click.echo(f"interrupted: saved {result.last_path}; continue with --resume", err=True)
         sys.exit(130)
+
+
+def make_train_config(options: dict, *, out_dir: Path, resume: str | None, milestones: str | None,
+                      input_size: str | None, cache: bool | None, no_plot: bool, quiet: bool,
+                      model_args: tuple[str, ...]):
+    """The TrainConfig of the shared training options (used by train and finetune)."""
+    from zoo.train import TrainConfig
+
+    return TrainConfig(
+        **options,
+        milestones=_ints(milestones, "--milestones"),
+        input_size=_input_size(input_size),
+        cache="auto" if cache is None else cache,
+        plot=not no_plot,
+        progress=not quiet,
+        out=str(out_dir),
+        resume=resume,
+        model_args=parse_key_values(model_args),
+    )
 
 
 @click.command("evaluate")
