@@ -9,10 +9,28 @@ folder for tests that train.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
+
+# -- test settings -------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def torch_threads(n: int = 1) -> Iterator[None]:
+    """Run with ``n`` intra-op threads, then restore. Tiny models on a shared 2-core
+    machine run many times slower with two spinning OpenMP threads than with one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
 
 # -- tiny datasets -------------------------------------------------------------
 

@@ -7,14 +7,12 @@ with transfer-friendly defaults) plus the transfer options.
 from __future__ import annotations
 
 import copy
-import json
-import sys
 from pathlib import Path
 
 import click
 
 from zoo.cli._options import parse_key_values
-from zoo.cli.train import RESUME_LAST, _floats, make_train_config, train_command
+from zoo.cli.train import RESUME_LAST, _floats, echo_result, make_train_config, train_command
 
 # zoo train's options that finetune does not take, and defaults that suit a pretrained backbone.
 _NOT_SHARED = {"name", "nproc"}
@@ -101,29 +99,7 @@ def finetune_command(source: str | None, weights: str | None, tag: str | None, e
         click.echo(finetune(source, data, cfg, fopts, mean=mean_v, std=std_v, dry_run=True))
         return
     result = finetune(source, data, cfg, fopts, mean=mean_v, std=std_v, log=log)
-    summary = {
-        "stopped": result.stopped,
-        "best_epoch": result.best_epoch,
-        "best": result.best_metrics,
-        "last": result.final,
-        "cached_features": result.cached_features,
-        "seconds": round(result.seconds, 1),
-        "out": str(result.out),
-        "best_path": str(result.best_path) if result.best_path else None,
-        "last_path": str(result.last_path) if result.last_path else None,
-    }
-    if as_json:
-        click.echo(json.dumps(summary, indent=2, default=str))
-    else:
-        best = result.best_metrics
-        metric = "val_acc" if "val_acc" in best else "train_acc"
-        if best:
-            click.echo(f"best {metric} {100 * best[metric]:.2f}% at epoch {result.best_epoch}"
-                       f" ({result.seconds:.0f}s): {result.best_path}")
-        click.echo(f"last checkpoint: {result.last_path}")
-    if result.stopped == "interrupted":
-        click.echo(f"interrupted: saved {result.last_path}; continue with --resume", err=True)
-        sys.exit(130)
+    echo_result(result, as_json, seconds=result.seconds, cached_features=result.cached_features)
 
 
 finetune_command.params.extend(_shared_train_options())

@@ -133,23 +133,31 @@ def train_command(name: str, data: str, out: str | None, nproc: int | None, as_j
     result = trainer.fit()
     if not dist.is_main:
         return
+    echo_result(result, as_json, skipped=result.skipped)
+
+
+def echo_result(result, as_json: bool, *, seconds: float | None = None, **extra) -> None:
+    """Print a training result (JSON, or the best and last checkpoints); exit 130 if interrupted."""
     summary = {
         "stopped": result.stopped,
         "best_epoch": result.best_epoch,
         "best": result.best_metrics,
         "last": result.final,
+        **extra,
         "out": str(result.out),
         "best_path": str(result.best_path) if result.best_path else None,
         "last_path": str(result.last_path) if result.last_path else None,
-        "skipped": result.skipped,
     }
+    if seconds is not None:
+        summary["seconds"] = round(seconds, 1)
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
     else:
         best = result.best_metrics
         metric = "val_acc" if "val_acc" in best else "train_acc"
+        took = f" ({seconds:.0f}s)" if seconds is not None else ""
         if best:
-            click.echo(f"best {metric} {100 * best[metric]:.2f}% at epoch {result.best_epoch}: {result.best_path}")
+            click.echo(f"best {metric} {100 * best[metric]:.2f}% at epoch {result.best_epoch}{took}: {result.best_path}")
         click.echo(f"last checkpoint: {result.last_path}")
     if result.stopped == "interrupted":
         click.echo(f"interrupted: saved {result.last_path}; continue with --resume", err=True)
