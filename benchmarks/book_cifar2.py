@@ -201,7 +201,7 @@ def main() -> None:
         write_report(results, docs / "results.md", docs / "book_cifar2.png")
         return
 
-    from zoo.checkpoint import write_json
+    from zoo.io import write_json
     from zoo.data import load_image_data
 
     split = make_split(Path(args.data_root), out / f"data_{args.per_class}_{args.val_per_class}", args.per_class, args.val_per_class)

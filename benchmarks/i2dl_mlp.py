@@ -118,11 +118,11 @@ def main() -> None:
             results = [r for r in results if r["recipe"] != name] + [row]
             print(f"{name:<12} val {row['val_acc']:.4f} (epoch {row['best_epoch']}) {row['wall_s'] / 60:.1f} min", flush=True)
             print(f"  {row['command']}", flush=True)
-            from zoo.checkpoint import write_json
+            from zoo.io import write_json
 
             write_json(results_path, results)
         return
-    from zoo.checkpoint import write_json
+    from zoo.io import write_json
 
     write_json(results_path, results)
 

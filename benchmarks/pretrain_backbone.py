@@ -74,7 +74,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import zoo
-    from zoo.checkpoint import METADATA_KEY, make_config, state_dict_for_saving
+    from zoo.checkpoint import make_config, state_dict_for_saving
+    from zoo.io import METADATA_KEY
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -122,7 +123,7 @@ def main() -> None:
 
     from safetensors.torch import save_file
 
-    from zoo.checkpoint import atomic_write
+    from zoo.io import atomic_write
 
     config = make_config(
         model,

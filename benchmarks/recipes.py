@@ -57,7 +57,7 @@ def main() -> None:
     results_path = out / "recipes.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     threads = ["--threads", str(args.threads)] if args.threads else []
-    from zoo.checkpoint import write_json
+    from zoo.io import write_json
 
     for name in args.only.split(","):
         if name == "confident":

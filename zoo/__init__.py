@@ -7,16 +7,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import pluggy
-
 __version__ = "0.1.0"
 
-hookimpl = pluggy.HookimplMarker("zoo")
-"""Decorator for a plugin's hook implementations: ``@zoo.hookimpl``."""
-
+from zoo.hookspecs import hookimpl  # noqa: E402  (``@zoo.hookimpl`` marks a plugin's hooks)
 from zoo.errors import ZooError  # noqa: E402
 from zoo.extensions import DatasetSource, ExportFormat, WeightSource  # noqa: E402
-from zoo.registry import ModelSpec, PretrainedWeights, get_spec, list_models, list_specs  # noqa: E402
+from zoo.plugins import get_spec, list_models, list_specs  # noqa: E402
+from zoo.registry import ModelSpec, PretrainedWeights  # noqa: E402
 
 # name -> "module:attribute", imported when first touched
 _LAZY = {

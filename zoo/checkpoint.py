@@ -20,20 +20,36 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
+from zoo._lazy import resolve
 from zoo.errors import CheckpointError
+from zoo.factory import create_model
+from zoo.io import (
+    CONFIG_FILE,
+    FORMAT_VERSION,
+    METADATA_KEY,
+    STATE_FILE,
+    WEIGHTS_FILE,
+    fsync_dir,
+    fsync_file,
+    load_config,
+    load_state_dict,
+    publish_mode,
+    resolve_checkpoint_dir,
+    swap_into_place,
+    write_json,
+)
+from zoo.plugins import get_spec
+from zoo.text import detail_line
 
-FORMAT_VERSION = 1
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
-STATE_FILE = "training_state.pt"
-METADATA_KEY = "zoo_config"
-
-# Config entries that rebuild what create_model alone cannot (a swapped head,
-# an autoencoder's encoder as backbone): "type" -> "module:function" taking
-# (model_or_none, entry_dict) and returning the model. Filled by zoo.transfer.
-ADAPTERS: dict[str, str] = {}
+# Config entries that rebuild what create_model alone cannot (a swapped head):
+# "type" -> "module:function" taking (model, entry_dict) and returning the
+# wrapped model. A table of references, like a ModelSpec's builder, so this
+# module never imports the layers that define them.
+ADAPTERS: dict[str, str] = {
+    "head": "zoo.transfer.heads:rebuild_head",
+}
 
 
 # -- config --------------------------------------------------------------------
@@ -55,7 +71,6 @@ def make_config(
     if not arch:
         raise CheckpointError("model was not built by zoo.create_model, so its architecture is unknown")
     from zoo import __version__
-    from zoo.registry import get_spec
 
     spec = get_spec(arch["name"])
     try:
@@ -87,9 +102,6 @@ def make_config(
 
 def build_model(config: Mapping[str, Any]):
     """Rebuild the (untrained) model a config describes."""
-    from zoo._lazy import resolve
-    from zoo.factory import create_model
-
     try:
         name = config["architecture"]
         model = create_model(
@@ -103,18 +115,9 @@ def build_model(config: Mapping[str, Any]):
     for entry in config.get("adapters", []):
         kind = entry.get("type")
         if kind not in ADAPTERS:
-            _load_adapters()
-        if kind not in ADAPTERS:
             raise CheckpointError(f"checkpoint uses unknown adapter {kind!r}; is this zoo too old for it?")
         model = resolve(ADAPTERS[kind])(model, entry)
     return model
-
-
-def _load_adapters() -> None:
-    try:
-        import zoo.transfer  # noqa: F401  (registers its adapters)
-    except ImportError:
-        pass
 
 
 # -- writing -------------------------------------------------------------------
@@ -141,7 +144,7 @@ def save_checkpoint(
     try:
         weights = tmp / WEIGHTS_FILE
         save_file(state_dict_for_saving(model), str(weights), metadata={METADATA_KEY: json.dumps(config)})
-        _fsync(weights)
+        fsync_file(weights)
         write_json(tmp / CONFIG_FILE, config)
         if training_state is not None:
             import torch
@@ -152,166 +155,14 @@ def save_checkpoint(
                 fh.flush()
                 os.fsync(fh.fileno())
         for child in tmp.iterdir():
-            _publish_mode(child)
-        _publish_mode(tmp, directory=True)
-        _fsync_dir(tmp)
-        _swap_into_place(tmp, path)
+            publish_mode(child)
+        publish_mode(tmp, directory=True)
+        fsync_dir(tmp)
+        swap_into_place(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
-
-
-def _swap_into_place(tmp: Path, path: Path) -> None:
-    # Directories cannot be replaced in one rename; the old one is moved aside
-    # first and load_checkpoint falls back to it if we die in between.
-    backup = path.with_name(f".{path.name}.old")
-    if backup.exists():
-        shutil.rmtree(backup)
-    if path.exists():
-        os.rename(path, backup)
-    os.rename(tmp, path)
-    _fsync_dir(path.parent)
-    if backup.exists():
-        shutil.rmtree(backup, ignore_errors=True)
-
-
-def write_json(path: str | os.PathLike, data: Any) -> None:
-    """Write JSON through a temporary file and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, default=_json_default)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        _publish_mode(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp_path)`` and rename the result to ``path`` only if it succeeded."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        _fsync(Path(tmp))
-        _publish_mode(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, (set, tuple)):
-        return list(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "item"):
-        return obj.item()
-    return str(obj)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _publish_mode(path: Path, directory: bool = False) -> None:
-    """mkstemp/mkdtemp create private files; give the result the usual permissions."""
-    try:
-        os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
-    except OSError:
-        pass
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # not supported everywhere (Windows)
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-# -- reading -------------------------------------------------------------------
-
-
-def resolve_checkpoint_dir(path: str | os.PathLike) -> Path:
-    """The directory to read, recovering from a swap that was interrupted."""
-    path = Path(path)
-    if path.is_dir():
-        return path
-    backup = path.with_name(f".{path.name}.old")
-    if backup.is_dir():
-        return backup
-    if path.exists():
-        return path
-    raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
-
-
-def load_config(path: str | os.PathLike) -> dict[str, Any]:
-    """The config of a checkpoint directory or of a zoo ``.safetensors`` file."""
-    path = resolve_checkpoint_dir(path)
-    if path.is_file():
-        return _config_from_safetensors(path)
-    config_path = path / CONFIG_FILE
-    if not config_path.is_file():
-        raise CheckpointError(f"{str(path)!r} is not a zoo checkpoint: it has no {CONFIG_FILE}")
-    try:
-        config = json.loads(config_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot read {config_path}: {exc}") from None
-    if not isinstance(config, dict) or "architecture" not in config:
-        raise CheckpointError(f"{config_path} is not a zoo checkpoint config (no 'architecture')")
-    return config
-
-
-def _config_from_safetensors(path: Path) -> dict[str, Any]:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-    except Exception as exc:
-        raise CheckpointError(f"{str(path)!r} is not a readable safetensors file: {exc}") from None
-    if METADATA_KEY not in meta:
-        raise CheckpointError(
-            f"{str(path)!r} has no zoo metadata; load it with --weights into a named architecture instead"
-        )
-    return json.loads(meta[METADATA_KEY])
-
-
-def load_state_dict(path: str | os.PathLike) -> dict[str, Any]:
-    """The weights of a checkpoint directory or ``.safetensors`` file."""
-    from safetensors.torch import load_file
-
-    path = resolve_checkpoint_dir(path)
-    weights = path if path.is_file() else path / WEIGHTS_FILE
-    if not weights.is_file():
-        raise CheckpointError(f"{str(path)!r} has no {WEIGHTS_FILE}")
-    try:
-        return load_file(str(weights))
-    except Exception as exc:
-        raise CheckpointError(f"cannot read weights {str(weights)!r}: {exc}") from None
 
 
 def load_checkpoint(path: str | os.PathLike, *, map_location: str = "cpu"):
@@ -322,10 +173,7 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str = "cpu"):
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise CheckpointError(
-            f"weights in {str(path)!r} do not fit {config['architecture']}: {first[1].strip() if len(first) > 1 else first[0]}"
-        ) from None
+        raise CheckpointError(f"weights in {str(path)!r} do not fit {config['architecture']}: {detail_line(exc)}") from None
     model.to(map_location)
     model.eval()
     model.zoo_config = config

@@ -105,22 +105,3 @@ class NamedTable(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items)
-
-
-def weight_sources() -> list[WeightSource]:
-    """Registered weight sources, in the order they are tried."""
-    from zoo import plugins
-
-    return sorted(plugins.get_manager().weight_sources, key=lambda s: (s.priority, s.name))
-
-
-def dataset_sources() -> NamedTable[DatasetSource]:
-    from zoo import plugins
-
-    return plugins.get_manager().datasets
-
-
-def export_formats() -> NamedTable[ExportFormat]:
-    from zoo import plugins
-
-    return plugins.get_manager().exporters

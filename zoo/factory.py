@@ -6,7 +6,8 @@ from typing import Any
 
 from zoo._lazy import resolve
 from zoo.errors import ZooError
-from zoo.registry import ModelSpec, get_spec
+from zoo.plugins import get_spec
+from zoo.registry import ModelSpec
 
 
 def create_model(
@@ -44,7 +45,7 @@ def create_model(
     # What checkpoints need to rebuild this model later.
     model.zoo_arch = {"name": spec.name, "kwargs": dict(kwargs), "num_classes": nc, "in_chans": ic}
     if pretrained or weights:
-        from zoo.transfer.weights import load_pretrained
+        from zoo.pretrained import load_pretrained
 
         tag = pretrained if isinstance(pretrained, str) else None
         load_pretrained(model, spec, tag=tag, weights=weights)

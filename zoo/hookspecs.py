@@ -23,6 +23,8 @@ from typing import Callable
 import pluggy
 
 hookspec = pluggy.HookspecMarker("zoo")
+hookimpl = pluggy.HookimplMarker("zoo")
+"""Decorator for a plugin's hook implementations; ``zoo.hookimpl`` is the same object."""
 
 
 # -- architectures -------------------------------------------------------------

@@ -24,6 +24,7 @@ from zoo import hookspecs
 from zoo.errors import DuplicateNameError, InvalidSpecError, ZooError
 from zoo.extensions import DatasetSource, ExportFormat, NamedTable, WeightSource
 from zoo.registry import ModelRegistry, ModelSpec
+from zoo.text import describe
 
 ENTRY_POINT_GROUP = "zoo"
 ENV_ALLOWLIST = "ZOO_PLUGINS"
@@ -113,7 +114,7 @@ class ZooPluginManager:
             try:
                 self._register(importlib.import_module(module), info)
             except Exception as exc:  # a broken install must not take the CLI down
-                info.errors.append(f"error importing plugin {name!r}: {_describe(exc)}")
+                info.errors.append(f"error importing plugin {name!r}: {describe(exc)}")
         for ep in _entry_points():
             dist = getattr(ep, "dist", None)
             info = PluginInfo(
@@ -134,7 +135,7 @@ class ZooPluginManager:
             try:
                 self._register(ep.load(), info)
             except Exception as exc:
-                info.errors.append(f"error importing plugin {ep.name!r}: {_describe(exc)}")
+                info.errors.append(f"error importing plugin {ep.name!r}: {describe(exc)}")
         for hook in HOOK_NAMES:
             self._run_hook(hook)
 
@@ -145,7 +146,7 @@ class ZooPluginManager:
         try:
             self._register(obj, info)
         except Exception as exc:
-            info.errors.append(f"error registering plugin {name!r}: {_describe(exc)}")
+            info.errors.append(f"error registering plugin {name!r}: {describe(exc)}")
             return info
         for hook in HOOK_NAMES:
             self._run_hook(hook, only=name)
@@ -180,7 +181,7 @@ class ZooPluginManager:
                 impl.function(**{arg: register for arg in impl.argnames})
                 self._commit(hook, staged)
             except Exception as exc:
-                info.errors.append(f"hook {hook} raised {_describe(exc)}")
+                info.errors.append(f"hook {hook} raised {describe(exc)}")
                 continue
             finally:
                 self._probes.pop(id(staged), None)
@@ -299,11 +300,6 @@ def _item_name(item: Any) -> str:
     return repr(item)
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def _entry_points() -> list[metadata.EntryPoint]:
     return sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
 
@@ -375,3 +371,50 @@ def load_plugins() -> ZooPluginManager:
 def _is_loaded() -> bool:
     return _manager is not None
 
+
+# -- accessors: the registries the plugins filled ------------------------------
+
+
+def registry() -> ModelRegistry:
+    """The process-wide registry, filled by the plugins on first use."""
+    return get_manager().models
+
+
+def list_models(
+    pattern: str | Iterable[str] | None = None,
+    family: str | None = None,
+    tag: str | None = None,
+    source: str | None = None,
+) -> list[str]:
+    """Names of registered models matching fnmatch ``pattern``(s), family, tag and source."""
+    return [s.name for s in registry().list(pattern, family=family, tag=tag, source=source)]
+
+
+def list_specs(
+    pattern: str | Iterable[str] | None = None,
+    family: str | None = None,
+    tag: str | None = None,
+    source: str | None = None,
+) -> list[ModelSpec]:
+    """Like :func:`list_models` but returns the specs."""
+    return registry().list(pattern, family=family, tag=tag, source=source)
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The spec registered under ``name`` or one of its aliases."""
+    return registry().get(name)
+
+
+def weight_sources() -> list[WeightSource]:
+    """Registered weight sources, in the order they are tried."""
+    return sorted(get_manager().weight_sources, key=lambda s: (s.priority, s.name))
+
+
+def dataset_sources() -> NamedTable[DatasetSource]:
+    """Registered dataset schemes (``demo:``, ...)."""
+    return get_manager().datasets
+
+
+def export_formats() -> NamedTable[ExportFormat]:
+    """Registered export formats."""
+    return get_manager().exporters

@@ -220,35 +220,3 @@ class ModelRegistry:
 def natural_key(text: str) -> list[Any]:
     """Sort 'resnet18' before 'resnet101', as timm's list_models does."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
-
-
-def registry() -> ModelRegistry:
-    """The process-wide registry, filled by the plugins on first use."""
-    from zoo import plugins
-
-    return plugins.get_manager().models
-
-
-def list_models(
-    pattern: str | Iterable[str] | None = None,
-    family: str | None = None,
-    tag: str | None = None,
-    source: str | None = None,
-) -> list[str]:
-    """Names of registered models matching fnmatch ``pattern``(s), family, tag and source."""
-    return [s.name for s in registry().list(pattern, family=family, tag=tag, source=source)]
-
-
-def list_specs(
-    pattern: str | Iterable[str] | None = None,
-    family: str | None = None,
-    tag: str | None = None,
-    source: str | None = None,
-) -> list[ModelSpec]:
-    """Like :func:`list_models` but returns the specs."""
-    return registry().list(pattern, family=family, tag=tag, source=source)
-
-
-def get_spec(name: str) -> ModelSpec:
-    """The spec registered under ``name`` or one of its aliases."""
-    return registry().get(name)

@@ -46,7 +46,7 @@ def _listing(folder):
 
 
 def test_builtin_formats_are_registered_as_plugins():
-    from zoo.extensions import export_formats
+    from zoo.plugins import export_formats
 
     assert {"onnx", "safetensors"} <= {f.name for f in export_formats()}
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from zoo.default_plugins._passthrough import load_rows
-from zoo.registry import get_spec
+from zoo.plugins import get_spec
 from zoo.summary import count_parameters
 
 TIMM_ROWS = load_rows("timm_models.json")

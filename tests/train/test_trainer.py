@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import zoo
-from zoo.checkpoint import load_checkpoint, load_config
+from zoo.checkpoint import load_checkpoint
+from zoo.io import load_config
 from zoo.errors import CheckpointError, ZooError
 from zoo.testing import make_image_folder
 from zoo.train import Callback, TrainConfig, Trainer, TrainingDivergedError, evaluate, train

@@ -41,7 +41,7 @@ def test_pretraining_reduces_reconstruction_loss(autoencoder_ckpt, tiny_folder):
 
 
 def test_finetune_from_the_encoder(autoencoder_ckpt, tiny_folder, tmp_path):
-    from zoo.checkpoint import load_config, load_state_dict
+    from zoo.io import load_config, load_state_dict
 
     config = load_config(autoencoder_ckpt)
     assert config["architecture"] == "ae_conv_32" and config["num_classes"] == 0

@@ -11,7 +11,7 @@ import torch
 import zoo
 from zoo.errors import CheckpointError, WeightsNotFoundError
 from zoo.registry import PretrainedWeights
-from zoo.transfer.weights import load_pretrained, read_weight_file, remap_state_dict
+from zoo.pretrained import load_pretrained, read_weight_file, remap_state_dict
 
 
 def spec_with(*weights):

@@ -71,24 +71,30 @@ class ZooGroup(click.Group):
         return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
-        from zoo.errors import ZooError
-
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.Abort, click.ClickException):
             raise
-        except ZooError as exc:
-            if debug_enabled():
-                raise
-            raise click.ClickException(str(exc)) from None
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:
             if debug_enabled():
                 raise
-            text = str(exc).strip().splitlines()
-            message = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-            raise click.ClickException(f"{message} (re-run with --debug for the traceback)") from None
+            if is_user_error(exc):
+                raise click.ClickException(str(exc)) from None
+            from zoo.text import describe
+
+            raise click.ClickException(f"{describe(exc)} (re-run with --debug for the traceback)") from None
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """A ZooError, or the torch-free runtime's own error (checked only once the runtime is loaded)."""
+    from zoo.errors import ZooError
+
+    if isinstance(exc, ZooError):
+        return True
+    runtime_errors = sys.modules.get("zoo.runtime.errors")
+    return runtime_errors is not None and isinstance(exc, runtime_errors.RuntimeInputError)
 
 
 def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> bool:

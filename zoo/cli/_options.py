@@ -37,7 +37,7 @@ def complete_model_name(ctx: click.Context, param: click.Parameter, incomplete: 
     """Shell completion of registry names (torch-free)."""
     from click.shell_completion import CompletionItem
 
-    from zoo.registry import list_specs
+    from zoo.plugins import list_specs
 
     items = []
     for spec in list_specs(f"{incomplete}*"):

@@ -46,7 +46,7 @@ def resolve_data_path(data: str | os.PathLike) -> Path:
     # 'C:\\x' on Windows and existing paths with a colon stay paths.
     if sep and not path.exists() and len(scheme) > 1 and "/" not in scheme and "\\" not in scheme:
         from zoo._lazy import resolve
-        from zoo.extensions import dataset_sources
+        from zoo.plugins import dataset_sources
 
         source = dataset_sources().get(scheme)
         if source.names and name not in source.names:

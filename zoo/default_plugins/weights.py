@@ -2,7 +2,7 @@
 
 Sources are tried in ascending priority: weights shipped inside a package,
 the torch hub cache, the Hugging Face hub cache, and last a download, which
-happens only when the network is allowed (see :mod:`zoo.transfer.sources`).
+happens only when the network is allowed (see :mod:`zoo.pretrained.sources`).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def register_models(register):
     )
 
 
-# (name, find function in zoo.transfer.sources, priority, description): offline first.
+# (name, find function in zoo.pretrained.sources, priority, description): offline first.
 BUILTIN_SOURCES = (
     ("package", "find_package_file", 10, "weights shipped inside an installed package (PretrainedWeights.package_file)"),
     ("torch-hub-cache", "find_torch_hub_cache", 20, "$TORCH_HOME/hub/checkpoints/<file name from the weight URL>"),
@@ -62,5 +62,5 @@ BUILTIN_SOURCES = (
 @zoo.hookimpl
 def register_weight_sources(register):
     for name, function, priority, description in BUILTIN_SOURCES:
-        register(WeightSource(name=name, find=f"zoo.transfer.sources:{function}", priority=priority,
+        register(WeightSource(name=name, find=f"zoo.pretrained.sources:{function}", priority=priority,
                               description=description))

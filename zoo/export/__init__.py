@@ -35,7 +35,7 @@ def export(
     """
     from zoo._lazy import resolve
     from zoo.export.source import load_source
-    from zoo.extensions import export_formats
+    from zoo.plugins import export_formats
 
     table = export_formats()
     names = list(dict.fromkeys(f.name for f in table)) if "all" in formats else list(dict.fromkeys(formats))

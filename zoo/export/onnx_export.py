@@ -30,6 +30,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from zoo.errors import ExportError
+from zoo.text import first_line
 from zoo.export import validate as val
 from zoo.export.source import forward_module
 from zoo.runtime import metadata as md
@@ -94,7 +95,7 @@ def export_onnx(
             spatial_inputs = {f"random, batch 2, {h2}x{w2}": probe}
         except Exception as exc:
             if spatial == "dynamic":
-                raise ExportError(f"{arch} does not run at {h2}x{w2} in PyTorch, so its spatial size cannot be dynamic: {val.first_line(exc)}") from None
+                raise ExportError(f"{arch} does not run at {h2}x{w2} in PyTorch, so its spatial size cannot be dynamic: {first_line(exc)}") from None
             say(f"{arch}: fixed input size {h}x{w} (the PyTorch model does not run at {h2}x{w2})")
 
     out_dir = Path(out_dir)
@@ -297,7 +298,7 @@ def _finish(proto: Any, target: Path, config: dict[str, Any], task: str, dynamic
     try:
         onnx.checker.check_model(str(target), full_check=False)
     except Exception as exc:
-        raise ExportError(f"onnx.checker rejects the export of {config.get('architecture')}: {val.first_line(exc)}") from None
+        raise ExportError(f"onnx.checker rejects the export of {config.get('architecture')}: {first_line(exc)}") from None
 
 
 def _validate(path: Path, reference: Any, inputs: dict[str, np.ndarray], atol: float) -> list[val.Check]:

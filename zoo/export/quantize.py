@@ -41,7 +41,7 @@ def quantize_model(
     base = evaluation.run(path) if evaluation else None
     for kind in dict.fromkeys(kinds):
         target = path.with_name(f"{path.stem}.{kind}.onnx")
-        from zoo.checkpoint import atomic_write
+        from zoo.io import atomic_write
 
         atomic_write(target, lambda tmp, kind=kind: _convert(path, tmp, kind))
         entry: dict[str, Any] = {

@@ -28,7 +28,8 @@ def export_safetensors(
     from safetensors.torch import save_file
 
     from zoo import __version__
-    from zoo.checkpoint import METADATA_KEY, atomic_write, state_dict_for_saving
+    from zoo.checkpoint import state_dict_for_saving
+    from zoo.io import METADATA_KEY, atomic_write
 
     config = dict(config)
     config["versions"] = {**dict(config.get("versions") or {}), "zoo": __version__}

@@ -32,7 +32,7 @@ def load_source(
         model, config = checkpoint.load_checkpoint(path)
         return model, config
     from zoo.factory import create_model
-    from zoo.registry import get_spec
+    from zoo.plugins import get_spec
 
     spec = get_spec(str(source))  # unknown names fail here with suggestions
     model = create_model(spec, num_classes=num_classes, pretrained=pretrained, **(model_kwargs or {}))
@@ -53,7 +53,7 @@ def is_autoencoder(config: dict[str, Any]) -> bool:
     An autoencoder architecture built with classes is its encoder plus a
     classifier head, and exports as a classifier.
     """
-    from zoo.registry import get_spec
+    from zoo.plugins import get_spec
 
     if int(config.get("num_classes") or 0) > 0:
         return False

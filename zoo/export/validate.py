@@ -21,6 +21,7 @@ import numpy as np
 
 from zoo.errors import ExportError
 from zoo.runtime.preprocess import Preprocessing, list_images
+from zoo.text import first_line
 
 
 @dataclass
@@ -170,12 +171,6 @@ def describe_failure(checks: Sequence[Check]) -> str:
 
 def write_report(path: Path, report: dict[str, Any]) -> None:
     """The JSON report beside the exported file."""
-    from zoo.checkpoint import write_json
+    from zoo.io import write_json
 
     write_json(path, report)
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception message, shortened."""
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]

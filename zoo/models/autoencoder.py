@@ -29,6 +29,7 @@ from torch import nn
 
 from zoo.errors import CheckpointError
 from zoo.models._base import Classifier, linear_head
+from zoo.text import detail_line
 
 
 class Autoencoder(nn.Module):
@@ -93,9 +94,8 @@ class EncoderClassifier(Classifier):
         try:
             self.encoder.load_state_dict(weights, strict=True)
         except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0]
             raise CheckpointError(
-                f"the encoder weights do not fit this model ({first}); build it with the autoencoder's"
+                f"the encoder weights do not fit this model ({detail_line(exc)}); build it with the autoencoder's"
                 " architecture name and arguments"
             ) from None
 

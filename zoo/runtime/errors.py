@@ -1,19 +1,12 @@
 """The runtime's one error type.
 
-Inside an installed zoo it is a :class:`zoo.errors.ZooError`, so the CLI shows
-it as a one-line message; in a copy of this package deployed without the rest
-of zoo (only onnxruntime, numpy and pillow) it is a plain ``ValueError``.
+The runtime imports nothing of the rest of zoo, so this is a plain
+``ValueError``; the ``zoo`` CLI treats it like its own user errors and shows
+it as a one-line message.
 """
 
 from __future__ import annotations
 
-try:
-    from zoo.errors import ZooError
 
-    _BASES: tuple[type, ...] = (ZooError, ValueError)
-except ImportError:  # deployed on its own, without zoo
-    _BASES = (ValueError,)
-
-
-class RuntimeInputError(*_BASES):  # type: ignore[misc]
+class RuntimeInputError(ValueError):
     """A model file, image or option the runtime cannot use; the message says how to fix it."""

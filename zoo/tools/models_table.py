@@ -66,7 +66,7 @@ def _row(spec: ModelSpec) -> str:
 
 def render() -> str:
     """The whole page, from the built-in specs of the loaded registry."""
-    from zoo.registry import list_specs
+    from zoo.plugins import list_specs
 
     specs = list_specs(source="builtin")
     own = sorted((s for s in specs if not s.name.startswith(PASSTHROUGH)), key=lambda s: (s.family, s.year or 0))

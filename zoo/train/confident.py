@@ -118,7 +118,7 @@ def contact_sheet(mistakes: list[ConfidentMistake], path: str | os.PathLike, thu
     """A grid of thumbnails, each captioned 'predicted p%' over its true folder."""
     from PIL import Image, ImageDraw
 
-    from zoo.checkpoint import atomic_write
+    from zoo.io import atomic_write
 
     cols = min(8, len(mistakes))
     rows = math.ceil(len(mistakes) / cols)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from zoo.errors import ZooError
+from zoo.text import first_line
 
 TIMEOUT_ENV = "ZOO_DIST_TIMEOUT"  # seconds a collective may wait for the other ranks
 
@@ -73,7 +74,7 @@ class DistContext:
                 ) from None
             raise DistributedError(
                 f"rank {self.rank} of {self.world_size} could not join the process group at {addr}:{port}"
-                f" ({backend}): {_first_line(text)}"
+                f" ({backend}): {first_line(text)}"
             ) from None
         self.initialized_here = True
 
@@ -214,8 +215,3 @@ def strip_option(argv: list[str], name: str) -> list[str]:
             continue
         out.append(arg)
     return out
-
-
-def _first_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[0] if lines else "unknown error"

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from zoo.checkpoint import atomic_write
+from zoo.io import atomic_write
 
 METRICS_FORMATS = ("jsonl", "csv", "both", "none")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from zoo.errors import CheckpointError, DataError, ZooError
+from zoo.text import detail_line
 from zoo.train.config import TrainConfig
 
 
@@ -196,7 +197,7 @@ class Trainer:
         if input_size is None:
             input_size = cfg.input_size
         if input_size is None and arch:
-            from zoo.registry import get_spec
+            from zoo.plugins import get_spec
 
             spec = get_spec(arch["name"])
             input_size = (arch["in_chans"], *spec.input_size[1:])
@@ -328,7 +329,7 @@ class Trainer:
                 self.mean, self.std = _sample_mean_std(self.train_data, self.input_size)
                 return
             if arch:
-                from zoo.registry import get_spec
+                from zoo.plugins import get_spec
 
                 spec = get_spec(arch["name"])
                 self.mean, self.std = list(spec.mean), list(spec.std)
@@ -371,7 +372,8 @@ class Trainer:
     def _read_resume(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         if not self.config.resume:
             return None, None
-        from zoo.checkpoint import load_config, load_training_state
+        from zoo.checkpoint import load_training_state
+        from zoo.io import load_config
 
         path = Path(self.config.resume)
         config = load_config(path)
@@ -396,16 +398,13 @@ class Trainer:
         return state, config
 
     def _load_resume_weights(self, config: Mapping[str, Any]) -> None:
-        from zoo.checkpoint import load_state_dict
+        from zoo.io import load_state_dict
 
         state = load_state_dict(self.config.resume)
         try:
             self.model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            lines = str(exc).strip().splitlines()
-            raise CheckpointError(
-                f"weights in {self.config.resume!r} do not fit this model: {lines[1].strip() if len(lines) > 1 else lines[0]}"
-            ) from None
+            raise CheckpointError(f"weights in {self.config.resume!r} do not fit this model: {detail_line(exc)}") from None
 
     def _load_resume_state(self, state: Mapping[str, Any]) -> None:
         import torch
@@ -815,7 +814,7 @@ def train(
 def load_folder_for(model: Any, data: str | os.PathLike, cfg: TrainConfig, input_size: Sequence[int] | None = None):
     """Decode the image folder ``data`` at the input size ``model`` (a name or a built model) expects."""
     from zoo.data.dataset import load_image_data
-    from zoo.registry import get_spec
+    from zoo.plugins import get_spec
 
     size = input_size or cfg.input_size
     if size is None:

@@ -34,14 +34,14 @@ def is_autoencoder_spec(spec: Any) -> bool:
 
 
 def autoencoder_names() -> list[str]:
-    from zoo.registry import list_specs
+    from zoo.plugins import list_specs
 
     return [s.name for s in list_specs() if is_autoencoder_spec(s)]
 
 
 def check_autoencoder_arch(name: str) -> Any:
     """The spec of autoencoder ``name``; a clear error for other architectures."""
-    from zoo.registry import get_spec
+    from zoo.plugins import get_spec
 
     spec = get_spec(name)
     if not is_autoencoder_spec(spec):
@@ -209,9 +209,9 @@ def _evaluate(model: nn.Module, x: torch.Tensor, normalise: Any, criterion: Any,
 
 def encoder_classifier(checkpoint: str | os.PathLike, num_classes: int) -> tuple[nn.Module, dict[str, Any]]:
     """A classifier whose backbone is the encoder of the autoencoder checkpoint. Returns ``(model, config)``."""
-    from zoo.checkpoint import load_config, load_state_dict
+    from zoo.io import load_config, load_state_dict
     from zoo.factory import create_model
-    from zoo.registry import get_spec
+    from zoo.plugins import get_spec
 
     config = load_config(checkpoint)
     arch = config.get("architecture", "?")

@@ -86,7 +86,7 @@ def build_backbone(source: str | None, num_classes: int, options: FinetuneOption
             raise ZooError(f"{source} is an autoencoder checkpoint; finetune its encoder with --encoder {source}")
         model.train()
         return model, f"checkpoint {source}", str(source), _norm(config)
-    from zoo.registry import get_spec
+    from zoo.plugins import get_spec
 
     spec = get_spec(source)
     tag = options.pretrained if isinstance(options.pretrained, str) else None
@@ -103,7 +103,7 @@ def build_backbone(source: str | None, num_classes: int, options: FinetuneOption
             "std": list(weights.std) if weights and weights.std else list(spec.std),
             "input_size": [model.zoo_arch["in_chans"], *spec.input_size[1:]]}
     if info.get("source") == "checkpoint":
-        from zoo.checkpoint import load_config
+        from zoo.io import load_config
 
         norm = _norm(load_config(info["path"]))
     return model, spec.name, where, norm
@@ -362,8 +362,8 @@ def _load(data: Any, source: str | None, options: FinetuneOptions, cfg: Any, inp
 
 
 def _source_input_size(source: str | None, options: FinetuneOptions) -> tuple[int, int, int]:
-    from zoo.checkpoint import load_config
-    from zoo.registry import get_spec
+    from zoo.io import load_config
+    from zoo.plugins import get_spec
 
     if options.encoder:
         return tuple(load_config(options.encoder)["input_size"])

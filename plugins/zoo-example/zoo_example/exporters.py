@@ -10,7 +10,7 @@ def export_torchscript(model: Any, config: dict, out_dir: str | Path, **options:
     """Trace ``model`` at its input size and save it as ``model.pt`` in ``out_dir``."""
     import torch
 
-    from zoo.checkpoint import atomic_write
+    from zoo.io import atomic_write
 
     model.eval()
     example = torch.zeros(1, *config["input_size"])

@@ -1,0 +1,69 @@
+"""Small text helpers shared by every layer (torch-free, the floor with errors.py)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+
+def first_line(exc: BaseException | str, limit: int = 300) -> str:
+    """The first non-empty line of an exception (or text), shortened; the type name when empty."""
+    text = exc if isinstance(exc, str) else str(exc)
+    for line in text.strip().splitlines():
+        if line.strip():
+            return line.strip()[:limit]
+    return "unknown error" if isinstance(exc, str) else type(exc).__name__
+
+
+def detail_line(exc: BaseException | str, limit: int = 300) -> str:
+    """The first line that says what is wrong, skipping a header that ends in ':'.
+
+    PyTorch's ``load_state_dict`` starts with "Error(s) in loading state_dict
+    for X:" and names the keys on the next line.
+    """
+    text = exc if isinstance(exc, str) else str(exc)
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    for line in lines:
+        if not line.endswith(":"):
+            return line[:limit]
+    return first_line(exc, limit)
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: first line`` of an exception, as one-line reports show it."""
+    text = first_line(exc)
+    name = type(exc).__name__
+    return name if text == name else f"{name}: {text}"
+
+
+def table(rows: Sequence[Sequence[str]], headers: Sequence[str], indent: str = "") -> str:
+    """A plain-text table: columns padded to their widest cell, numeric columns right-aligned."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    numeric = [bool(rows) and all(_is_number(row[i]) for row in rows) for i in range(len(headers))]
+
+    def line(cells: Sequence[str]) -> str:
+        out = [c.rjust(widths[i]) if numeric[i] else c.ljust(widths[i]) for i, c in enumerate(cells)]
+        return (indent + "  ".join(out)).rstrip()
+
+    return "\n".join([line(headers), *(line(row) for row in rows)])
+
+
+def _is_number(cell: str) -> bool:
+    cleaned = cell.replace(",", "").replace("%", "").replace(".", "", 1).replace("-", "", 1).strip()
+    return cleaned.isdigit() or cell.strip() in ("", "-")
+
+
+def parse_floats(value: str | None, option: str, count: int | None = None) -> list[float] | None:
+    """``"0.5,0.5,0.5"`` -> floats; a ValueError naming ``option`` when it does not parse."""
+    if value is None or value == "":
+        return None
+    try:
+        out = [float(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"{option} takes comma-separated numbers, got {value!r}") from None
+    if not out or (count is not None and len(out) not in (1, count)):
+        want = f"1 or {count}" if count else "at least 1"
+        raise ValueError(f"{option} takes {want} comma-separated numbers, got {value!r}")
+    return out
