@@ -79,7 +79,7 @@ def main() -> None:
 
     t = time.perf_counter()
     torch.manual_seed(0)
-    scratch = zoo.train(args.arch, str(labelled), model_args=model_args, out=str(tmp / "scratch"), epochs=args.epochs,
+    scratch = zoo.fit(args.arch, str(labelled), model_args=model_args, out=str(tmp / "scratch"), epochs=args.epochs,
                         batch_size=32, lr=1e-3, optimizer="adamw", weight_decay=1e-4, augment="crop,flip",
                         normalize="model", **quiet)
     record("scratch (all layers, augmented)", scratch, time.perf_counter() - t)

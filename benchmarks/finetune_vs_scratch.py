@@ -64,7 +64,7 @@ def main() -> None:
     for label, recipe in recipes.items():
         clock = Clock()
         torch.manual_seed(0)
-        zoo.train(args.arch, args.data, out=str(tmp / label.split()[1]), config=TrainConfig(epochs=1000, **recipe),
+        zoo.fit(args.arch, args.data, out=str(tmp / label.split()[1]), config=TrainConfig(epochs=1000, **recipe),
                   progress=False, plot=False, metrics_format="none", callbacks=[clock])
         within = [acc for t, acc in clock.marks if t <= finetune_seconds]
         same_time = max(within) if within else None

@@ -10,7 +10,7 @@ and turned into a normalised tensor once (ToTensor + Normalize), a list of
 ``(tensor, label)``, a DataLoader over that list with shuffle, then forward,
 loss, backward, step; accuracy on train and val at the end.
 
-zoo runs ``zoo.train("net", folder, ...)``: decoding into the uint8 cache,
+zoo runs ``zoo.fit("net", folder, ...)``: decoding into the uint8 cache,
 mean/std of the training images, validation after every epoch, ``best`` and
 ``last`` checkpoints every epoch, metrics.jsonl and curves.png.
 
@@ -121,7 +121,7 @@ def zoo_run(root: Path, out: Path, epochs: int, seed: int) -> dict:
     import zoo
 
     start = time.perf_counter()
-    result = zoo.train("net", str(root), out=out, epochs=epochs, batch_size=64, lr=1e-2, momentum=0.0,
+    result = zoo.fit("net", str(root), out=out, epochs=epochs, batch_size=64, lr=1e-2, momentum=0.0,
                        seed=seed, progress=False)
     wall = time.perf_counter() - start
     rows = result.history

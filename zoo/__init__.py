@@ -21,7 +21,8 @@ _LAZY = {
     "load": "zoo.checkpoint:load",
     "load_checkpoint": "zoo.checkpoint:load_checkpoint",
     "save_checkpoint": "zoo.checkpoint:save_checkpoint",
-    "train": "zoo.train:_module",
+    "fit": "zoo.train.api:fit",
+    "train": "zoo.train.api:train",  # deprecated spelling of fit
     "Trainer": "zoo.train:Trainer",
     "TrainConfig": "zoo.train:TrainConfig",
     "evaluate": "zoo.train:evaluate",

@@ -13,7 +13,7 @@ from zoo.checkpoint import load_checkpoint
 from zoo.io import load_config
 from zoo.errors import CheckpointError, ZooError
 from zoo.testing import make_image_folder
-from zoo.train import Callback, TrainConfig, Trainer, TrainingDivergedError, evaluate, train
+from zoo.train import Callback, TrainConfig, Trainer, TrainingDivergedError, evaluate, fit
 from zoo.data import load_image_data
 
 FAST = dict(progress=False, plot=False)
@@ -33,7 +33,7 @@ def data(folder):
 @pytest.fixture(scope="module")
 def trained(folder, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    result = train("net", str(folder), out=out, epochs=6, lr=0.05, batch_size=16, augment="crop=2,flip",
+    result = fit("net", str(folder), out=out, epochs=6, lr=0.05, batch_size=16, augment="crop=2,flip",
                    scheduler="cosine", progress=False)
     return result, out
 
@@ -74,16 +74,16 @@ def _weights(model):
 
 def test_resume_matches_an_uninterrupted_run(data, tmp_path):
     opts = dict(epochs=4, lr=0.05, batch_size=16, augment="crop=2,flip,jitter", scheduler="onecycle", **FAST)
-    full = train("net", data, out=tmp_path / "full", **opts)
+    full = fit("net", data, out=tmp_path / "full", **opts)
 
     class StopAfterTwo(Callback):
         def on_epoch_end(self, trainer, epoch, metrics):
             if epoch == 2:
                 raise KeyboardInterrupt  # Ctrl-C right after epoch 2 was saved
 
-    cut = train("net", data, out=tmp_path / "half", callbacks=[StopAfterTwo()], **opts)
+    cut = fit("net", data, out=tmp_path / "half", callbacks=[StopAfterTwo()], **opts)
     assert cut.stopped == "interrupted" and len(cut.history) == 2
-    resumed = train("net", data, out=tmp_path / "half", resume=str(tmp_path / "half" / "last"), **opts)
+    resumed = fit("net", data, out=tmp_path / "half", resume=str(tmp_path / "half" / "last"), **opts)
     a, b = _weights(full.model), _weights(resumed.model)
     assert all(torch.equal(a[k], b[k]) for k in a)  # bit-exact on CPU
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4]
@@ -92,8 +92,8 @@ def test_resume_matches_an_uninterrupted_run(data, tmp_path):
 
 def test_resume_with_more_epochs_continues_the_schedule(data, tmp_path):
     opts = dict(lr=0.05, batch_size=16, scheduler="cosine", **FAST)
-    train("net", data, out=tmp_path, epochs=2, **opts)
-    longer = train("net", data, out=tmp_path, epochs=3, resume=str(tmp_path / "last"), **opts)
+    fit("net", data, out=tmp_path, epochs=2, **opts)
+    longer = fit("net", data, out=tmp_path, epochs=3, resume=str(tmp_path / "last"), **opts)
     assert [r["epoch"] for r in longer.history] == [1, 2, 3]
     assert longer.history[-1]["lr"] < 1e-6  # cosine over 3 epochs ends at zero
 
@@ -104,9 +104,9 @@ def test_resume_refuses_another_architecture_or_class_count(trained, folder, tmp
         _resume_other_arch(out, folder, tmp_path)
     make_image_folder(tmp_path / "two", ("red", "green"), per_class=4, size=32)
     with pytest.raises(CheckpointError, match="3 classes but the data has 2"):
-        train("net", str(tmp_path / "two"), out=tmp_path / "o2", resume=str(out / "last"), epochs=1, **FAST)
+        fit("net", str(tmp_path / "two"), out=tmp_path / "o2", resume=str(out / "last"), epochs=1, **FAST)
     with pytest.raises(CheckpointError, match="no training state"):
-        train("net", str(folder), out=tmp_path / "o3", resume=str(out / "best"), epochs=1, **FAST)
+        fit("net", str(folder), out=tmp_path / "o3", resume=str(out / "best"), epochs=1, **FAST)
 
 
 def _resume_other_arch(out, folder, tmp_path):
@@ -131,7 +131,7 @@ def test_full_disk_while_saving_leaves_the_previous_checkpoint(data, tmp_path, m
 
     monkeypatch.setattr(safetensors.torch, "save_file", failing)
     with pytest.raises(CheckpointError, match="No space left on device"):
-        train("net", data, out=tmp_path, epochs=3, lr=0.05, batch_size=16, **FAST)
+        fit("net", data, out=tmp_path, epochs=3, lr=0.05, batch_size=16, **FAST)
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert leftovers == []  # no half-written temporary directory
     model, config = load_checkpoint(tmp_path / "last")
@@ -145,33 +145,35 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path):
                 trainer.model.fc2.weight.fill_(float("nan"))
 
     with pytest.raises(TrainingDivergedError, match="NaN/inf at epoch 2.*last good checkpoint \\(epoch 1\\)"):
-        train("net", data, out=tmp_path, epochs=3, batch_size=16, callbacks=[poison], **FAST)
+        fit("net", data, out=tmp_path, epochs=3, batch_size=16, callbacks=[poison], **FAST)
     model, config = load_checkpoint(tmp_path / "last")
     assert config["metrics"]["epoch"] == 1
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
-def test_ctrl_c_saves_last_and_returns(data, tmp_path):
+def test_a_hard_interrupt_keeps_the_last_finished_epoch(data, tmp_path):
+    # A KeyboardInterrupt from inside the loop (a second Ctrl-C) may land mid-step,
+    # so nothing half-updated is saved: 'last' stays the checkpoint of epoch 1.
     def interrupt(trainer, epoch):
         if epoch == 2:
             raise KeyboardInterrupt
 
-    result = train("net", data, out=tmp_path, epochs=5, batch_size=16, callbacks=[interrupt], **FAST)
+    result = fit("net", data, out=tmp_path, epochs=5, batch_size=16, callbacks=[interrupt], **FAST)
     assert result.stopped == "interrupted" and result.last_path is not None
     _, config = load_checkpoint(tmp_path / "last")
-    assert config["metrics"]["interrupted"] is True
+    assert config["metrics"]["epoch"] == 1 and "interrupted" not in config["metrics"]
 
 
 def test_missing_device_is_a_clear_error(data):
     missing = "cuda:99" if torch.cuda.is_available() else "cuda"
     with pytest.raises(ZooError, match="not available|does not exist"):
-        train("net", data, device=missing, epochs=1, **FAST)
+        fit("net", data, device=missing, epochs=1, **FAST)
     with pytest.raises(ZooError, match="unknown device"):
-        train("net", data, device="tpu0", epochs=1, **FAST)
+        fit("net", data, device="tpu0", epochs=1, **FAST)
 
 
 def test_early_stopping(data, tmp_path):
-    result = train("net", data, out=tmp_path, epochs=30, lr=0.05, batch_size=16, early_stop=2, **FAST)
+    result = fit("net", data, out=tmp_path, epochs=30, lr=0.05, batch_size=16, early_stop=2, **FAST)
     assert result.stopped == "early_stop" and len(result.history) < 30
     assert result.best_epoch == len(result.history) - 2
 
@@ -185,7 +187,7 @@ def test_early_stopping(data, tmp_path):
     ],
 )
 def test_losses_optimizers_and_schedules_learn(data, tmp_path, options):
-    result = train("net", data, out=tmp_path, epochs=4, batch_size=16, **{**FAST, **options})
+    result = fit("net", data, out=tmp_path, epochs=4, batch_size=16, **{**FAST, **options})
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     assert result.val_acc > 0.6
     if options.get("metrics_format") == "csv":
@@ -196,9 +198,9 @@ def test_explicit_penalties_are_added_to_the_loss(data):
     # With a vanishing learning rate the weights stay put, so the reported loss
     # differs from the plain run by exactly the lecture's penalty terms.
     opts = dict(epochs=1, lr=1e-12, momentum=0.0, batch_size=16, **FAST)
-    plain = train("net", data, **opts)
-    l2 = train("net", data, l2=0.01, **opts)
-    l1 = train("net", data, l1=0.001, **opts)
+    plain = fit("net", data, **opts)
+    l2 = fit("net", data, l2=0.01, **opts)
+    l1 = fit("net", data, l1=0.001, **opts)
     with torch.no_grad():
         squares = sum(float(p.pow(2).sum()) for p in plain.model.parameters())
         absolutes = sum(float(p.abs().sum()) for p in plain.model.parameters())
@@ -287,12 +289,14 @@ def test_unknown_options_are_rejected(data):
         TrainConfig(epochs=0)
 
 
-def test_zoo_train_is_callable_and_a_package(folder, tmp_path):
-    import zoo.train as package
+def test_zoo_fit_is_the_one_call_api_and_zoo_train_is_deprecated(folder):
+    import zoo.train.trainer  # noqa: F401  (importing a submodule must not hide the API)
 
-    assert zoo.train is package and callable(zoo.train)
-    result = zoo.train("net", str(folder), epochs=1, batch_size=32, **FAST)
+    result = zoo.fit("net", str(folder), epochs=1, batch_size=32, **FAST)
     assert len(result.history) == 1
+    with pytest.warns(DeprecationWarning, match=r"zoo\.fit"):
+        old = zoo.train("net", str(folder), epochs=1, batch_size=32, **FAST)
+    assert len(old.history) == 1
 
 
 def test_uint8_image_tensors_are_normalised_with_their_own_statistics(data):

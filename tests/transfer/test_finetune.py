@@ -24,7 +24,7 @@ def pretrained_ckpt(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("pre")
     data = make_image_folder(root / "data", ("a", "b", "c", "d"), per_class=12, size=32, seed=3)
-    result = zoo.train("cifar8_resnet", str(data), out=str(root / "run"), epochs=2, batch_size=16, lr=0.05,
+    result = zoo.fit("cifar8_resnet", str(data), out=str(root / "run"), epochs=2, batch_size=16, lr=0.05,
                        progress=False, plot=False, val_split=0.0, metrics_format="none")
     return result.last_path
 

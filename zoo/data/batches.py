@@ -62,11 +62,13 @@ class TensorBatches:
         self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
         self.rank, self.world_size, self.pad = rank, world_size, pad
         self.epoch = 0
+        self.start_batch = 0
         self.skipped: dict[str, int] = {}
 
-    def set_epoch(self, epoch: int) -> None:
-        """Choose the permutation of ``epoch`` (call before iterating)."""
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Choose the permutation of ``epoch`` (call before iterating); begin at batch ``start_batch``."""
         self.epoch = epoch
+        self.start_batch = int(start_batch)
 
     def _shard(self) -> int:
         n = len(self.x)
@@ -88,6 +90,7 @@ class TensorBatches:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        first, self.start_batch = self.start_batch, 0  # a resumed epoch skips its done batches once
         order = epoch_order(len(self.x), shuffle=self.shuffle, seed=self.seed, epoch=self.epoch,
                             rank=self.rank, world_size=self.world_size, pad=self.pad)
         if order.device != self.x.device:
@@ -100,7 +103,7 @@ class TensorBatches:
         # underneath a channels-last cache it keeps the layout instead.
         nhwc = x.ndim == 4 and not x.is_contiguous() and x.permute(0, 2, 3, 1).is_contiguous()
         src = x.permute(0, 2, 3, 1) if nhwc else x
-        for start in range(0, stop, bs):
+        for start in range(first * bs, stop, bs):
             if contiguous:  # a view, no copy
                 yield x[start:start + bs], self.y[start:start + bs]
             else:
@@ -123,30 +126,32 @@ class LoaderBatches:
         self.dataset = dataset
         self.batch_size = int(batch_size)
         if pad:
-            self.sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle,
-                                              seed=seed, drop_last=False)
+            inner = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle,
+                                       seed=seed, drop_last=False)
         else:
-            self.sampler = _ShardSampler(len(dataset), rank, world_size)
+            inner = _ShardSampler(len(dataset), rank, world_size)
+        self.sampler = _ResumableSampler(inner, int(batch_size))
         workers = default_workers() if workers is None else workers
         self.skipped: dict[str, int] = {}
         g = torch.Generator().manual_seed(_mix(seed, rank))
         self.loader = DataLoader(dataset, batch_size=batch_size, sampler=self.sampler, num_workers=workers,
                                  drop_last=drop_last, pin_memory=pin_memory, collate_fn=collate,
-                                 persistent_workers=workers > 0, generator=g,
+                                 persistent_workers=workers > 0, generator=g, worker_init_fn=_ignore_sigint,
                                  prefetch_factor=4 if workers > 0 else None)
         self.collate = collate
 
-    def set_epoch(self, epoch: int) -> None:
-        """Choose the shuffle of ``epoch`` (call before iterating)."""
-        self.sampler.set_epoch(epoch)
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Choose the shuffle of ``epoch`` (call before iterating); begin at batch ``start_batch``."""
+        self.sampler.set_epoch(epoch, start_batch)
 
     @property
     def num_samples(self) -> int:
         """Samples this rank sees per epoch."""
-        return len(self.sampler)
+        return len(self.sampler.inner)
 
     def __len__(self) -> int:
-        return len(self.loader)
+        n, bs = len(self.sampler.inner), self.batch_size
+        return n // bs if self.loader.drop_last else -(-n // bs)
 
     def __iter__(self):
         for batch in self.loader:
@@ -159,6 +164,30 @@ class LoaderBatches:
                 yield x, y
             else:
                 yield batch[0], batch[1]
+
+
+class _ResumableSampler:
+    """The inner sampler's indices, from batch ``start_batch`` on for the next pass only.
+
+    Indices are drawn in the main process, so a resumed epoch skips the
+    batches it already trained on without decoding them.
+    """
+
+    def __init__(self, inner: Any, batch_size: int) -> None:
+        self.inner, self.batch_size, self.start = inner, batch_size, 0
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.inner.set_epoch(epoch)
+        self.start = int(start_batch) * self.batch_size
+
+    def __iter__(self):
+        start, self.start = self.start, 0
+        for i, index in enumerate(self.inner):
+            if i >= start:
+                yield index
+
+    def __len__(self) -> int:
+        return max(0, len(self.inner) - self.start)
 
 
 class _ShardSampler:
@@ -175,6 +204,14 @@ class _ShardSampler:
 
     def __len__(self) -> int:
         return len(self.indices)
+
+
+def _ignore_sigint(worker_id: int) -> None:
+    # Ctrl-C reaches the whole process group; the main process stops the run
+    # at a step boundary, so the workers must not die under it first.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def default_workers() -> int:

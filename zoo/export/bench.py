@@ -37,9 +37,10 @@ def bench(
     say = log or (lambda line: None)
     if threads:
         torch.set_num_threads(int(threads))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    provider = "cuda" if device == "cuda" else "cpu"
+    from zoo.devices import onnx_provider, select_device
+
+    device = select_device(device)
+    provider = onnx_provider(device)
     with tempfile.TemporaryDirectory(prefix="zoo-bench-") as tmp:
         model, config, onnx_path = _models(source, Path(tmp), say)
         from zoo.runtime.model import open_session
@@ -62,7 +63,7 @@ def bench(
         results.append(
             {
                 "engine": name,
-                "device": device if name == "pytorch" else session.get_providers()[0],
+                "device": str(device) if name == "pytorch" else session.get_providers()[0],
                 "latency_ms": 1000 * statistics.median(lat),
                 "latency_p90_ms": 1000 * _quantile(lat, 0.9),
                 "throughput_ips": batch_size / statistics.median(throughput[name]),
@@ -114,7 +115,7 @@ def _models(source: str | os.PathLike, tmp: Path, say: Callable[[str], None]) ->
     return forward_module(model, config)[0], config, path
 
 
-def _torch_call(model: Any, device: str) -> Callable[[np.ndarray], Any]:
+def _torch_call(model: Any, device: Any) -> Callable[[np.ndarray], Any]:
     import torch
 
     model = model.to(device).eval()
@@ -122,7 +123,7 @@ def _torch_call(model: Any, device: str) -> Callable[[np.ndarray], Any]:
     def call(x: np.ndarray) -> Any:
         with torch.inference_mode():
             out = model(torch.from_numpy(x).to(device))
-            if device == "cuda":
+            if device.type == "cuda":
                 torch.cuda.synchronize()
             return out
 

@@ -22,15 +22,14 @@ class TorchModel(Predictor):
     """A checkpoint (or zoo ``.safetensors`` file) ready to predict with PyTorch."""
 
     def __init__(self, source: str | os.PathLike, *, device: str = "auto") -> None:
-        import torch
 
         model, config = load_source(source)
         self.config = config
         self.name = Path(source).name
         self.module, self.task = forward_module(model, config)
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        from zoo.devices import select_device
+
+        self.device = select_device(device)
         self.prefetch = self.device.type == "cuda"
         self.module.to(self.device).eval()
         self.preprocessing = preprocessing_of(config)

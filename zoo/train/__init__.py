@@ -3,7 +3,7 @@
 The one-call API mirrors ``zoo train``::
 
     import zoo
-    result = zoo.train("net", "path/to/folder", out="runs/net", epochs=10, lr=1e-2)
+    result = zoo.fit("net", "path/to/folder", out="runs/net", epochs=10, lr=1e-2)
     result.val_acc, result.best_path, result.history
 
 ``Trainer`` is the object underneath, and what ``zoo finetune`` builds on::
@@ -37,14 +37,18 @@ Keyword arguments of ``Trainer`` (besides ``TrainConfig`` fields given as keywor
     just ``p.requires_grad_(True)``. With custom groups, add newly trainable parameters through
     ``trainer.add_param_group({"params": [...], "lr": ...})``, which also extends the LR schedule;
     ``callbacks``: :class:`Callback` objects (``on_fit_start(trainer)``, ``on_epoch_start(trainer, epoch)``,
-    ``on_epoch_end(trainer, epoch, metrics)``, ``on_fit_end(trainer, result)``) or plain functions
+    ``on_batch_end(trainer, epoch, step, stats)``, ``on_epoch_end(trainer, epoch, metrics)``,
+    ``on_fit_end(trainer, result)``) or plain functions
     ``f(trainer, epoch)`` run at each epoch start. Epochs are 1-based. ``on_epoch_start`` runs before
     the model is put into train mode, so a callback may freeze/unfreeze there;
     ``train_mode``: a function ``f(model)`` that puts the model into training mode each epoch.
     The default, :func:`model_train_mode`, calls ``model.zoo_train_mode()`` when the model has one
     (keep frozen BatchNorm in eval there) and ``model.train()`` otherwise;
     ``extra_config``: extra entries for config.json (merged into :func:`zoo.checkpoint.make_config`);
-    ``dist``: a :class:`zoo.train.distributed.DistContext` (default: from torchrun's environment).
+    ``dist``: a :class:`zoo.train.distributed.DistContext` (default: from torchrun's environment);
+    ``task``: a :class:`zoo.train.tasks.Task` (default classification; :class:`ReconstructionTask` trains
+    autoencoders); ``forward_module``: the part of the model the loop runs (default the model; the
+    classifier alone when training on cached features), while checkpoints save the whole model.
 
 Useful attributes while training: ``trainer.model`` (unwrapped), ``trainer.optimizer``,
 ``trainer.scheduler``, ``trainer.history``, ``trainer.epoch`` (last completed), ``trainer.device``,
@@ -52,7 +56,9 @@ Useful attributes while training: ``trainer.model`` (unwrapped), ``trainer.optim
 
 Outputs under ``config.out``: ``best/`` and ``last/`` checkpoint directories (``last`` also holds the
 optimizer/scheduler/epoch/RNG state for ``resume=OUT/last``), ``metrics.jsonl`` (and/or ``.csv``), and
-``curves.png``. Ctrl-C saves ``last`` and returns a result with ``stopped == "interrupted"``; a
+``curves.png``. Ctrl-C stops at the next step boundary, saves ``last`` with the position in the epoch
+(resuming it ends bit-identical to an uninterrupted run; see :mod:`zoo.train.checkpointer` for the resume
+rule) and returns a result with ``stopped == "interrupted"``; a
 NaN/inf loss raises :class:`TrainingDivergedError` and keeps the last good checkpoint.
 
 :func:`evaluate` scores a checkpoint on an image folder (accuracy, per-class accuracy, confusion matrix).
@@ -62,28 +68,31 @@ import sys
 import types
 from typing import Any
 
+from zoo.devices import select_device
+from zoo.train.api import fit, load_folder_for, train
+from zoo.train.callbacks import Callback, ProgressReporter
 from zoo.train.config import TrainConfig
 from zoo.train.evaluate import EvalResult, evaluate, format_report
-from zoo.train.trainer import (
-    Callback, Trainer, TrainingDivergedError, TrainResult, load_folder_for, model_train_mode, select_device, train,
-)
+from zoo.train.tasks import ClassificationTask, ReconstructionTask, Task
+from zoo.train.trainer import Trainer, TrainingDivergedError, TrainResult, model_train_mode
 
 __all__ = [
-    "Callback", "EvalResult", "TrainConfig", "TrainResult", "Trainer", "TrainingDivergedError", "evaluate",
-    "format_report", "load_folder_for", "model_train_mode", "select_device", "train",
+    "Callback", "ClassificationTask", "EvalResult", "ProgressReporter", "ReconstructionTask", "Task",
+    "TrainConfig", "TrainResult", "Trainer", "TrainingDivergedError", "evaluate", "fit", "format_report",
+    "load_folder_for", "model_train_mode", "select_device", "train",
 ]
 
 
-class _CallableModule(types.ModuleType):
-    """``zoo.train`` is this package *and* the one-call API: ``zoo.train("net", "data/", ...)``.
+class _DeprecatedCallableModule(types.ModuleType):
+    """``zoo.train(...)`` still works for one release, with a deprecation warning: use ``zoo.fit``.
 
-    A subpackage attribute would shadow a function of the same name on
-    ``zoo``, so the package itself is made callable instead.
+    ``zoo.train`` is this package, so a function of that name on ``zoo`` would
+    be shadowed as soon as anything imports ``zoo.train.x``; the one-call API
+    is therefore ``zoo.fit``.
     """
 
     def __call__(self, *args: Any, **kwargs: Any) -> TrainResult:
         return train(*args, **kwargs)
 
 
-sys.modules[__name__].__class__ = _CallableModule
-_module = sys.modules[__name__]  # what zoo's lazy name "train" resolves to
+sys.modules[__name__].__class__ = _DeprecatedCallableModule

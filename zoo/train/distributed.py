@@ -215,3 +215,13 @@ def strip_option(argv: list[str], name: str) -> list[str]:
             continue
         out.append(arg)
     return out
+
+
+def raise_lost_rank(trainer: Any, exc: Exception) -> None:
+    """Turn a communication failure mid-run into one line that says what is intact."""
+    if trainer.dist.enabled and is_comm_error(exc) and not isinstance(exc, ZooError):
+        last = f"; the last checkpoint {trainer.out / 'last'} is intact" if trainer.out is not None else ""
+        raise DistributedError(
+            f"rank {trainer.dist.rank} lost contact with the other ranks during epoch {trainer.epoch + 1}"
+            f" (did one of them fail?){last}; continue with --resume"
+        ) from None

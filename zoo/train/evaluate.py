@@ -62,7 +62,7 @@ def evaluate(
     from zoo.data.folder import eval_files
     from zoo.data.transforms import Normalize
     from zoo.train.metrics import confusion_matrix, per_class_accuracy
-    from zoo.train.trainer import select_device
+    from zoo.devices import select_device
 
     if isinstance(checkpoint, (str, os.PathLike)):
         model, config = load_checkpoint(checkpoint)

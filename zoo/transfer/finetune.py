@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 from zoo.errors import ZooError
 
@@ -208,20 +207,6 @@ def _unfreeze_callback(prepared: Prepared, options: FinetuneOptions, log: Callab
 # -- feature caching -----------------------------------------------------------
 
 
-@contextmanager
-def features_as_input(model: Any) -> Iterator[Any]:
-    """While active, ``model(x)`` takes pre-logit features and runs only the classifier.
-
-    The trainer then trains and checkpoints the whole model (its state dict is
-    untouched) while each step costs only the head.
-    """
-    model.forward = lambda feats: model.get_classifier()(feats)
-    try:
-        yield model
-    finally:
-        del model.forward
-
-
 # -- the run -------------------------------------------------------------------
 
 
@@ -304,9 +289,8 @@ def finetune(
             f" in {time.time() - t1:.1f}s")
         trainer = Trainer(model, (train_x, train_y), val, cfg, class_names=dataset.class_names,
                           input_size=dataset.input_size, mean=mean, std=std, param_groups=groups,
-                          callbacks=callbacks, extra_config=extra)
-        with features_as_input(model):
-            result = trainer.fit()
+                          callbacks=callbacks, extra_config=extra, forward_module=model.get_classifier())
+        result = trainer.fit()
     else:
         trainer = Trainer(prepared.model, dataset, None, cfg, mean=mean, std=std, param_groups=groups,
                           callbacks=callbacks, extra_config=extra)
@@ -318,7 +302,7 @@ def finetune(
 
 
 def _device(cfg: Any):
-    from zoo.train import select_device
+    from zoo.devices import select_device
 
     return select_device(cfg.device)
 

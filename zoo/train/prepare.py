@@ -1,0 +1,128 @@
+"""Turning what the caller passed into what the loop needs: splits, labels, input size, mean/std."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from zoo.errors import DataError, ZooError
+
+
+def labels_of(data: Any):
+    """The label tensor of a split, ``(inputs, labels)`` pair or two-tensor dataset; None otherwise."""
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from zoo.data.dataset import ImageSplit
+
+    if isinstance(data, ImageSplit):
+        return data.labels
+    if isinstance(data, TensorDataset) and len(data.tensors) == 2:
+        return data.tensors[1]
+    if isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[1], torch.Tensor):
+        return data[1]
+    return None
+
+
+def length(data: Any) -> int | None:
+    """How many samples ``data`` holds, when it can tell."""
+    if isinstance(data, (tuple, list)) and len(data) == 2 and hasattr(data[1], "shape"):
+        return int(data[1].shape[0])  # (inputs, labels)
+    return len(data) if hasattr(data, "__len__") else None
+
+
+def default_input_size(model: Any, requested: Sequence[int] | None) -> tuple[int, ...] | None:
+    """The requested size, else the spec's (with the model's channel count)."""
+    if requested is not None:
+        return tuple(int(v) for v in requested)
+    arch = getattr(model, "zoo_arch", None)
+    if not arch:
+        return None
+    from zoo.plugins import get_spec
+
+    spec = get_spec(arch["name"])
+    return (int(arch["in_chans"]), *spec.input_size[1:])
+
+
+def choose_mean_std(train_data: Any, model: Any, normalize: str, input_size: Sequence[int] | None):
+    """Mean/std for the inputs: the data's (``dataset``) or the model's own (``model``); None for prepared tensors."""
+    from zoo.data.dataset import ImageSplit
+    from zoo.data.transforms import compute_mean_std
+
+    if not isinstance(train_data, ImageSplit):
+        x = train_data[0] if isinstance(train_data, (tuple, list)) else None
+        if x is not None and getattr(x, "dtype", None) is not None and str(x.dtype) == "torch.uint8" and x.ndim == 4:
+            return compute_mean_std(x)  # uint8 image tensors: like a cached folder
+        return None, None  # float tensors or a Dataset arrive prepared: nothing to normalise
+    arch = getattr(model, "zoo_arch", None)
+    if normalize == "model":
+        if not arch:
+            raise ZooError(
+                "normalize='model' takes the mean/std of the model's spec, but this model was not built by"
+                " zoo.create_model; pass mean= and std=, or use normalize='dataset'"
+            )
+        from zoo.plugins import get_spec
+
+        spec = get_spec(arch["name"])
+        return list(spec.mean), list(spec.std)
+    if train_data.cached:
+        return compute_mean_std(train_data.images)
+    return sample_mean_std(train_data, input_size)
+
+
+def sample_mean_std(split: Any, input_size: Sequence[int] | None, limit: int = 2000):
+    """Mean/std from up to ``limit`` evenly spaced training images (for data too large to cache)."""
+    from zoo.data.decode import decode_many
+    from zoo.data.transforms import compute_mean_std
+
+    if input_size is None:
+        raise DataError("the model's input size is unknown; pass input_size")
+    step = max(1, len(split.paths) // limit)
+    images, _, _ = decode_many(split.paths[::step][:limit], int(input_size[0]), (int(input_size[1]), int(input_size[2])))
+    if len(images) == 0:
+        raise DataError("none of the sampled training images could be read")
+    return compute_mean_std(images)
+
+
+def place(cfg: Any, dist: Any) -> tuple[Any, bool, Any, bool]:
+    """The device (joined to the process group), AMP on/off and dtype, and channels-last for a run."""
+    import torch
+
+    from zoo.devices import select_device
+
+    device = select_device(cfg.device)
+    if dist.enabled and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank % max(1, torch.cuda.device_count()))
+        torch.cuda.set_device(device)
+    dist.init(device)
+    if dist.enabled:
+        # Same initial weights everywhere (DDP broadcasts rank 0's anyway),
+        # but each rank draws its own dropout masks.
+        torch.manual_seed(cfg.seed * 1_000 + dist.rank)
+    amp = cfg.amp if cfg.amp is not None else device.type == "cuda"
+    if amp and device.type != "cuda":
+        raise ZooError("--amp needs a CUDA device")
+    amp_dtype = torch.bfloat16 if (amp and torch.cuda.is_bf16_supported()) else torch.float16
+    # Channels-last convolutions are faster on CUDA, and on CPU with oneDNN too.
+    channels_last = cfg.channels_last if cfg.channels_last is not None else device.type in ("cuda", "cpu")
+    return device, amp, amp_dtype, channels_last
+
+
+def make_run_batches(trainer: Any) -> tuple[Any, Any]:
+    """The training and validation batch sources of a trainer, sharded by rank."""
+    from zoo.data.batches import TensorBatches, make_batches
+
+    cfg = trainer.config
+    rank, world, pin = trainer.dist.rank, trainer.dist.world_size, trainer.device.type == "cuda"
+    train = make_batches(trainer.train_data, cfg.batch_size, train=True, seed=cfg.seed, rank=rank, world_size=world,
+                         input_size=trainer.input_size, augment=trainer.augs, workers=cfg.workers, pin_memory=pin)
+    val = None
+    if trainer.val_data is not None:
+        val = make_batches(trainer.val_data, cfg.val_batch_size or 2 * cfg.batch_size, train=False, seed=cfg.seed,
+                           rank=rank, world_size=world, input_size=trainer.input_size, workers=cfg.workers,
+                           pin_memory=pin)
+    if trainer.device.type == "cuda":
+        # Small caches live on the GPU: batches are then cut without host copies.
+        for batches in (train, val):
+            if isinstance(batches, TensorBatches) and batches.x.numel() * batches.x.element_size() < 2**31:
+                batches.to(trainer.device)
+    return train, val
