@@ -15,11 +15,36 @@ from zoo.cli import cli
 @pytest.fixture(scope="module")
 def autoencoder_ckpt(tmp_path_factory, tiny_folder):
     out = tmp_path_factory.mktemp("ae") / "ae"
-    args = ["pretrain", "autoencoder", "--data", tiny_folder, "--arch", "ae_conv_32", "--epochs", 10, "--batch-size", 8,
-            "--lr", 0.005, "--val-fraction", 0, "--out", out, "--loss", "l1", "-q"]
+    args = ["pretrain", "autoencoder", "ae_conv_32", "--data", tiny_folder, "--epochs", 10, "--batch-size", 8,
+            "--lr", 0.005, "--val-split", 0, "--out", out, "--loss", "l1", "--device", "cpu", "-q"]
     result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    return out
+    assert (out / "last" / "training_state.pt").is_file()  # the shared loop's checkpoints: resumable
+    return out / "best"
+
+
+def test_pretraining_resumes_on_the_shared_loop(autoencoder_ckpt, tiny_folder, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(autoencoder_ckpt.parent, run)
+    args = ["pretrain", "autoencoder", "ae_conv_32", "--data", tiny_folder, "--epochs", 12, "--batch-size", 8,
+            "--lr", 0.005, "--val-split", 0, "--out", run, "--loss", "l1", "--resume", run / "last", "--json"]
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["best_loss"] > 0
+    from zoo.io import load_config
+
+    assert load_config(run / "last")["metrics"]["epoch"] == 12
+
+
+def test_old_pretrain_spellings_still_work_with_a_warning(tiny_folder, tmp_path):
+    args = ["pretrain", "autoencoder", "--arch", "ae_conv_32", "--val-fraction", "0", "--data", tiny_folder,
+            "--epochs", 1, "--batch-size", 8, "--out", tmp_path / "ae", "-q"]
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    assert "--arch NAME is deprecated" in result.stderr and "--val-fraction is deprecated" in result.stderr
 
 
 def test_pretraining_reduces_reconstruction_loss(autoencoder_ckpt, tiny_folder):

@@ -82,3 +82,37 @@ def table(rows: list[list[str]], headers: list[str]) -> str:
     lines = [fmt(headers), fmt(["-" * w for w in widths])]
     lines.extend(fmt(r) for r in rows)
     return "\n".join(lines)
+
+
+def deprecated(old: str, new: str):
+    """A callback for an old option spelling: it still works for one release, with a warning line."""
+
+    def warn(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is not None and value != () and value is not False:
+            click.echo(f"zoo: warning: {old} is deprecated and goes in the next release; use {new}", err=True)
+        return value
+
+    return warn
+
+
+def device_option(default: str = "auto"):
+    """``--device``, validated the same way by every command (zoo.devices.select_device)."""
+    from zoo.devices import DEVICE_HELP
+
+    def check(ctx: click.Context, param: click.Parameter, value: str) -> str:
+        value = (value or "auto").strip().lower()
+        head = value.split(":", 1)[0]
+        if head not in ("auto", "cpu", "cuda", "mps") or (":" in value and not value.split(":", 1)[1].isdigit()):
+            raise click.BadParameter(f"unknown device {value!r}; use {DEVICE_HELP}", ctx=ctx, param=param)
+        return value
+
+    return click.option("--device", default=default, show_default=True, callback=check, help=f"Device: {DEVICE_HELP}.")
+
+
+def quiet_option(help: str = "No progress bars or epoch lines."):
+    """``-q`` means quiet in every command."""
+    return click.option("--quiet", "-q", is_flag=True, help=help)
+
+
+def json_option(help: str = "Print JSON on stdout instead of text."):
+    return click.option("--json", "as_json", is_flag=True, help=help)

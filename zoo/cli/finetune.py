@@ -7,11 +7,12 @@ with transfer-friendly defaults) plus the transfer options.
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import click
 
-from zoo.cli._options import parse_key_values
+from zoo.cli._options import complete_model_name, deprecated, device_option, json_option, parse_key_values, quiet_option
 from zoo.cli.train import RESUME_LAST, _floats, echo_result, make_train_config, train_command
 
 # zoo train's options that finetune does not take, and defaults that suit a pretrained backbone.
@@ -111,9 +112,10 @@ def pretrain_group() -> None:
 
 
 @pretrain_group.command("autoencoder")
+@click.argument("name", required=False, metavar="[NAME]", shell_complete=complete_model_name)
 @click.option("--data", required=True, help="Folder of images (sub-folders are read too; labels are ignored), or SCHEME:NAME.")
-@click.option("--arch", default="ae_conv_32", show_default=True, help="Autoencoder architecture (zoo list --tag autoencoder).")
-@click.option("--out", type=click.Path(file_okay=False), help="Checkpoint directory [runs/pretrain_ARCH].")
+@click.option("--arch", hidden=True, callback=deprecated("--arch NAME", "the positional NAME"))
+@click.option("--out", type=click.Path(file_okay=False), help="Output directory for best/ and last/ [runs/pretrain_NAME].")
 @click.option("--loss", type=click.Choice(["l2", "l1"]), default="l2", show_default=True, help="Reconstruction loss.")
 @click.option("--noise", type=float, default=0.0, show_default=True,
               help="Denoising: Gaussian noise of this std (normalised units) on the input; the target stays clean.")
@@ -122,21 +124,43 @@ def pretrain_group() -> None:
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Peak learning rate (Adam, one-cycle).")
 @click.option("--weight-decay", type=float, default=0.0, show_default=True)
 @click.option("--limit", type=int, help="Use at most this many images (a seeded random subset).")
-@click.option("--val-fraction", type=float, default=0.05, show_default=True, help="Images held out to watch the loss.")
+@click.option("--val-split", type=float, default=0.05, show_default=True, help="Held-out fraction to watch the loss.")
+@click.option("--val-fraction", type=float, hidden=True, callback=deprecated("--val-fraction", "--val-split"))
 @click.option("--seed", type=int, default=0, show_default=True)
+@device_option()
+@click.option("--amp/--no-amp", default=None, help="Mixed precision [on for CUDA].")
+@click.option("--resume", type=click.Path(), metavar="CKPT", help="Continue from a checkpoint directory (OUT/last).")
 @click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Architecture argument (repeatable).")
-@click.option("--quiet", "-q", is_flag=True, help="No epoch lines.")
-def pretrain_autoencoder_command(data: str, arch: str, out: str | None, loss: str, noise: float, epochs: int, batch_size: int,
-                                 lr: float, weight_decay: float, limit: int | None, val_fraction: float, seed: int,
-                                 model_args: tuple[str, ...], quiet: bool) -> None:
-    """Train an autoencoder to reconstruct the images of --data; its encoder then backs 'zoo finetune --encoder'."""
+@json_option()
+@quiet_option()
+def pretrain_autoencoder_command(name: str | None, data: str, arch: str | None, out: str | None, loss: str, noise: float,
+                                 epochs: int, batch_size: int, lr: float, weight_decay: float, limit: int | None,
+                                 val_split: float, val_fraction: float | None, seed: int, device: str, amp: bool | None,
+                                 resume: str | None, model_args: tuple[str, ...], as_json: bool, quiet: bool) -> None:
+    """Train autoencoder NAME [ae_conv_32] to reconstruct the images of --data; its encoder then backs
+    'zoo finetune --encoder OUT/best'.
+
+    It runs on the training loop of 'zoo train': devices, mixed precision,
+    checkpoints and --resume work the same.
+
+    \b
+    Examples:
+      zoo pretrain autoencoder ae_conv_32 --data unlabelled/ --epochs 20
+      zoo finetune --encoder runs/pretrain_ae_conv_32/best --data labelled/
+    """
     from zoo.transfer.encoder import pretrain_autoencoder
 
-    out_dir = Path(out) if out else Path("runs") / f"pretrain_{arch}"
-    log = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
-    result = pretrain_autoencoder(arch, data, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                                  loss=loss, noise=noise, val_fraction=val_fraction, limit=limit, seed=seed, out=out_dir,
-                                  model_kwargs=parse_key_values(model_args), log=log)
+    name = name or arch or "ae_conv_32"
+    out_dir = Path(out) if out else Path("runs") / f"pretrain_{name}"
+    log = None if quiet else (lambda line: click.echo(line, err=True))
+    result = pretrain_autoencoder(name, data, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                                  loss=loss, noise=noise, val_fraction=val_split if val_fraction is None else val_fraction,
+                                  limit=limit, seed=seed, out=out_dir, model_kwargs=parse_key_values(model_args),
+                                  log=log, device=device, amp=amp, resume=resume)
     shown = result.val_loss if result.val_loss is not None else result.train_loss
+    if as_json:
+        click.echo(json.dumps({"loss": loss, "best_loss": shown, "images": result.images,
+                               "seconds": round(result.seconds, 1), "best_path": str(result.path)}, indent=2))
+        return
     click.echo(f"reconstruction {loss} {shown:.4f} on {result.images} images ({result.seconds:.0f}s): {result.path}")
     click.echo(f"next: zoo finetune --encoder {result.path} --data LABELLED_DIR")

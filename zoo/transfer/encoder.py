@@ -21,11 +21,9 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from zoo.errors import CheckpointError, DataError, ZooError
 
-LOSSES = ("l2", "l1")
 
 
 def is_autoencoder_spec(spec: Any) -> bool:
@@ -87,12 +85,6 @@ class PretrainResult:
     path: Path | None = None
 
 
-def reconstruction_loss(kind: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    if kind not in LOSSES:
-        raise ZooError(f"unknown reconstruction loss {kind!r}; choose from: {', '.join(LOSSES)}")
-    return F.mse_loss if kind == "l2" else F.l1_loss
-
-
 def pretrain_autoencoder(
     arch: str,
     data: str | os.PathLike | torch.Tensor,
@@ -109,27 +101,29 @@ def pretrain_autoencoder(
     out: str | os.PathLike | None = None,
     model_kwargs: dict[str, Any] | None = None,
     log: Callable[[str], None] | None = None,
+    **train_options: Any,
 ) -> PretrainResult:
     """Train autoencoder ``arch`` to reconstruct the images of ``data`` (a folder, or a uint8 tensor).
 
-    Adam with a cosine schedule; inputs are normalised with the spec's
-    mean/std and the decoder reconstructs the normalised image. ``noise`` > 0
-    makes it a denoising autoencoder: Gaussian noise of that standard
-    deviation (in normalised units) is added to the input, the target stays
-    clean. With ``out`` the model is saved as a checkpoint (best validation loss).
+    It runs on the same loop as classification (:class:`zoo.train.Trainer`
+    with a :class:`zoo.train.ReconstructionTask`), so devices, AMP, resume,
+    DDP and checkpoints work the same: Adam with a one-cycle schedule; inputs
+    are normalised with the spec's mean/std and the decoder reconstructs the
+    normalised image. ``noise`` > 0 makes it a denoising autoencoder. With
+    ``out`` the run writes ``OUT/best`` (lowest validation loss) and
+    ``OUT/last``. Further keyword arguments are :class:`zoo.train.TrainConfig`
+    fields (``device``, ``resume``, ``amp``, ...).
     """
-    from zoo.data.transforms import Normalize
     from zoo.factory import create_model
+    from zoo.train import ReconstructionTask, TrainConfig, Trainer
 
     spec = check_autoencoder_arch(arch)
-    criterion = reconstruction_loss(loss)
-    for label, value in (("epochs", epochs), ("batch size", batch_size)):
-        if not isinstance(value, int) or value < 1:
-            raise ZooError(f"{label} must be a positive integer, got {value!r}")
-    if not lr > 0:
-        raise ZooError(f"learning rate must be positive, got {lr!r}")
-    if not noise >= 0:
-        raise ZooError(f"noise must be 0 or more, got {noise!r}")
+    task = ReconstructionTask(loss, noise)
+    if not 0 <= val_fraction < 1:
+        raise ZooError(f"the validation split must lie in [0, 1), got {val_fraction!r}")
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, optimizer="adam",
+                      scheduler="onecycle", seed=seed, out=str(out) if out is not None else None, monitor="val_loss",
+                      plot=False, **{"progress": log is not None, **train_options})
     torch.manual_seed(seed)
     t0 = time.time()
     if isinstance(data, torch.Tensor):
@@ -142,66 +136,24 @@ def pretrain_autoencoder(
     model = create_model(spec, num_classes=0, **(model_kwargs or {}))
     if not hasattr(model, "encoder") or not hasattr(model, "decoder"):
         raise ZooError(f"{arch} built no autoencoder (it lacks .encoder/.decoder); is its spec tagged wrongly?")
-    normalise = Normalize(spec.mean, spec.std)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    steps = epochs * math.ceil(len(train_x) / batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
-    gen = torch.Generator().manual_seed(seed)
-    best_state, best_val, train_loss, val_loss = None, math.inf, math.nan, None
     say = log or (lambda line: None)
     if skipped:
         say(f"skipped {sum(skipped.values())} unreadable files")
     say(f"pretraining {arch} on {len(train_x)} images ({len(val_x)} held out), {loss} loss, {epochs} epochs")
-    for epoch in range(epochs):
-        model.train()
-        perm = torch.randperm(len(train_x), generator=gen)
-        total, seen = 0.0, 0
-        for start in range(0, len(perm), batch_size):
-            x = normalise(train_x[perm[start:start + batch_size]])
-            noisy = x + noise * torch.randn(x.shape, generator=gen) if noise else x
-            batch_loss = criterion(model(noisy), x)
-            optimizer.zero_grad(set_to_none=True)
-            batch_loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total += batch_loss.item() * len(x)
-            seen += len(x)
-        train_loss = total / seen
-        val_loss = _evaluate(model, val_x, normalise, criterion, batch_size) if len(val_x) else None
-        score = val_loss if val_loss is not None else train_loss
-        if score < best_val:
-            best_val = score
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        shown = f"  val {val_loss:.4f}" if val_loss is not None else ""
-        say(f"epoch {epoch + 1}/{epochs}  reconstruction {loss} {train_loss:.4f}{shown}  ({time.time() - t0:.0f}s)")
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    from zoo.checkpoint import make_config, save_checkpoint
+    no_labels = torch.zeros(len(train_x), dtype=torch.long)
+    val = (val_x, torch.zeros(len(val_x), dtype=torch.long)) if len(val_x) else None
+    trainer = Trainer(model, (train_x, no_labels), val, cfg, class_names=[], input_size=tuple(images.shape[1:]),
+                      mean=spec.mean, std=spec.std, task=task, extra_config={"task": "autoencoder"})
+    result = trainer.fit()
+    best = result.best_metrics or result.final
+    if result.best_path is not None:
+        from zoo.checkpoint import load_checkpoint
 
-    config = make_config(
-        model,
-        class_names=[],
-        mean=spec.mean,
-        std=spec.std,
-        train_args={"task": "autoencoder", "arch": arch, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-                    "loss": loss, "noise": noise, "seed": seed, "images": len(train_x)},
-        metrics={"train_loss": train_loss, "val_loss": val_loss, "best_loss": best_val},
-        task="autoencoder",
-    )
-    result = PretrainResult(model.eval(), config, train_loss, val_loss, len(train_x), time.time() - t0)
-    if out is not None:
-        result.path = save_checkpoint(out, model, config)
-    return result
-
-
-@torch.no_grad()
-def _evaluate(model: nn.Module, x: torch.Tensor, normalise: Any, criterion: Any, batch_size: int) -> float:
-    model.eval()
-    total = 0.0
-    for start in range(0, len(x), batch_size):
-        xb = normalise(x[start:start + batch_size])
-        total += criterion(model(xb), xb).item() * len(xb)
-    return total / len(x)
+        model, config = load_checkpoint(result.best_path)
+    else:
+        config = trainer.checkpoint_config(best)
+    return PretrainResult(model.eval(), config, float(best.get("train_loss", math.nan)), best.get("val_loss"),
+                          len(train_x), time.time() - t0, result.best_path)
 
 
 # -- transfer ------------------------------------------------------------------
