@@ -127,9 +127,9 @@ def export_onnx(
                     chosen = attempt
                     break
                 say(f"{kind} exporter, {'dynamic' if dynamic_hw else 'fixed'} size: {val.describe_failure(checks)}")
-                # kept aside for --warn-only; the fixed-size graph (or the next exporter) may still validate
-                target.rename(work / f"failed-{kind}-{int(dynamic_hw)}.onnx")
-                attempt["file"] = work / f"failed-{kind}-{int(dynamic_hw)}.onnx"
+                # Kept aside for --warn-only; the fixed-size graph (or the next exporter) may still validate.
+                # A folder of its own keeps the file's name, which its external weights (>2 GB) refer to.
+                attempt["file"] = _set_aside(target, work / f"failed-{kind}-{int(dynamic_hw)}")
             if chosen is not None:
                 break
         if chosen is None:
@@ -360,6 +360,16 @@ def _report(
         ],
         "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
     }
+
+
+def _set_aside(file: Path, folder: Path) -> Path:
+    """Move ``file`` and its external-data file into ``folder`` under the same names."""
+    folder.mkdir()
+    data = file.with_name(f"{file.name}.data")
+    if data.exists():
+        os.replace(data, folder / data.name)
+    os.replace(file, folder / file.name)
+    return folder / file.name
 
 
 def _place(file: Path, final: Path) -> None:
