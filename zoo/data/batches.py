@@ -11,6 +11,7 @@ import os
 from typing import Any, Iterator, Sequence
 
 from zoo.errors import DataError
+from zoo.runtime.skips import SkipReport
 
 
 def epoch_order(n: int, *, shuffle: bool, seed: int, epoch: int, rank: int = 0, world_size: int = 1,
@@ -62,7 +63,7 @@ class TensorBatches:
         self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
         self.rank, self.world_size, self.pad = rank, world_size, pad
         self.epoch = 0
-        self.skipped: dict[str, int] = {}
+        self.skipped = SkipReport()
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the permutation of ``epoch`` (call before iterating)."""
@@ -128,7 +129,7 @@ class LoaderBatches:
         else:
             self.sampler = _ShardSampler(len(dataset), rank, world_size)
         workers = default_workers() if workers is None else workers
-        self.skipped: dict[str, int] = {}
+        self.skipped = SkipReport()  # files the workers could not decode, each counted once
         g = torch.Generator().manual_seed(_mix(seed, rank))
         self.loader = DataLoader(dataset, batch_size=batch_size, sampler=self.sampler, num_workers=workers,
                                  drop_last=drop_last, pin_memory=pin_memory, collate_fn=collate,
@@ -152,8 +153,8 @@ class LoaderBatches:
         for batch in self.loader:
             if isinstance(batch, (tuple, list)) and len(batch) == 3:  # collate_skipping
                 x, y, skipped = batch
-                for reason, n in skipped.items():
-                    self.skipped[reason] = self.skipped.get(reason, 0) + n
+                for item in skipped:
+                    self.skipped.add(item.path, item.reason)
                 if x is None:
                     continue
                 yield x, y
