@@ -175,7 +175,7 @@ class Trainer:
                 val_data = train_data.val
             class_names = class_names or train_data.class_names
             input_size = input_size or train_data.input_size
-            self.skipped = dict(train_data.skipped)
+            self.skipped = train_data.skipped
             self.data_root = str(train_data.root)
             train_data = train_data.train
         else:
@@ -738,7 +738,7 @@ class Trainer:
             stopped=stopped, out=out,
             best_path=out / "best" if out is not None and (out / "best").exists() else None,
             last_path=out / "last" if out is not None and (out / "last").exists() else None,
-            skipped={**self.skipped, **getattr(self.train_batches, "skipped", {})},
+            skipped=self.skipped | getattr(self.train_batches, "skipped", {}) | getattr(self.val_batches, "skipped", {}),
         )
 
 
