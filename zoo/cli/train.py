@@ -105,9 +105,9 @@ def train_command(name: str, data: str, out: str | None, nproc: int | None, as_j
       zoo train net --data pics/ --out runs/net --resume          (continue runs/net/last)
     """
     if nproc is not None and nproc > 1:
-        from zoo.train.distributed import launch_nproc
+        from zoo.train.distributed import launch_nproc, relaunch_args
 
-        sys.exit(launch_nproc(nproc, sys.argv[1:] if sys.argv[1:2] == ["train"] else ["train", *sys.argv[1:]]))
+        sys.exit(launch_nproc(nproc, relaunch_args(sys.argv[1:], "train")))
     from zoo.train import load_folder_for
     from zoo.train.trainer import Trainer
 
