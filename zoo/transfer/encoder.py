@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from zoo.errors import CheckpointError, DataError, ZooError
+from zoo.runtime.skips import as_report
 
 LOSSES = ("l2", "l1")
 
@@ -58,16 +59,17 @@ def unlabelled_images(data: str | os.PathLike, input_size: tuple[int, int, int],
     """Every image under ``data`` (sub-folders included, labels ignored) as uint8 (N, C, H, W)."""
     from zoo.data.decode import decode_many
     from zoo.data.folder import IMAGE_EXTENSIONS, resolve_data_path
+    from zoo.runtime.preprocess import walk_images
 
     root = resolve_data_path(data)
-    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    paths = sorted(walk_images(root))
     if not paths:
         raise DataError(f"no images under {str(root)!r} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
     if limit is not None and limit < len(paths):
         paths = sorted(random.Random(seed).sample(paths, limit))
     images, kept, skipped = decode_many(paths, input_size[0], tuple(input_size[1:]), threads=threads)
     if len(kept) == 0:
-        raise DataError(f"none of the {len(paths)} images under {str(root)!r} could be read")
+        raise DataError(f"none of the {len(paths)} images under {str(root)!r} could be read: {skipped.describe()}")
     return images, skipped
 
 
@@ -150,7 +152,7 @@ def pretrain_autoencoder(
     best_state, best_val, train_loss, val_loss = None, math.inf, math.nan, None
     say = log or (lambda line: None)
     if skipped:
-        say(f"skipped {sum(skipped.values())} unreadable files")
+        say(as_report(skipped).describe())
     say(f"pretraining {arch} on {len(train_x)} images ({len(val_x)} held out), {loss} loss, {epochs} epochs")
     for epoch in range(epochs):
         model.train()
