@@ -168,3 +168,20 @@ def test_every_hook_is_documented_and_typed():
         assert fn.__doc__ and len(fn.__doc__) > 80, name
         assert "register" in inspect.signature(fn).parameters
         assert re.search(rf"^##+ .*`{name}`", doc, re.M), f"docs/plugins.md has no section for {name}"
+
+
+@pytest.mark.parametrize("command", [
+    ["train", "flaky_net", "--data", "."],
+    ["finetune", "flaky_net", "--data", "."],
+    ["export", "flaky_net", "--out", "out"],
+    ["bench", "flaky_net"],
+    ["predict", "flaky_net", "."],
+])
+def test_unknown_model_names_the_plugin_that_failed(fresh_plugins, fake_distribution, command, tmp_path,
+                                                    monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fake_distribution("flaky", RAISES)
+    result = CliRunner().invoke(cli, command)
+    assert result.exit_code != 0
+    assert "unknown model 'flaky_net'" in result.output
+    assert "plugin 'flaky' failed to load" in result.output and "see 'zoo plugins'" in result.output

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 import pluggy
 
 from zoo import hookspecs
-from zoo.errors import DuplicateNameError, InvalidSpecError, ZooError
+from zoo.errors import DuplicateNameError, InvalidSpecError, UnknownModelError, ZooError
 from zoo.extensions import DatasetSource, ExportFormat, NamedTable, WeightSource
 from zoo.registry import ModelRegistry, ModelSpec
 from zoo.text import describe
@@ -401,8 +401,27 @@ def list_specs(
 
 
 def get_spec(name: str) -> ModelSpec:
-    """The spec registered under ``name`` or one of its aliases."""
-    return registry().get(name)
+    """The spec registered under ``name`` or one of its aliases.
+
+    An unknown name also names the plugins that failed to register their
+    models: the model may be one of theirs.
+    """
+    try:
+        return registry().get(name)
+    except UnknownModelError as exc:
+        broken = model_plugin_failures()
+        if not broken:
+            raise
+        notes = "; ".join(f"plugin {info.name!r} failed to load ({info.errors[0]})" for info in broken)
+        raise UnknownModelError(f"{exc}; {notes}; see 'zoo plugins'") from None
+
+
+def model_plugin_failures() -> list[PluginInfo]:
+    """Plugins that failed before registering their models (import errors, or a raising register_models)."""
+    return [
+        info for info in get_manager().failures()
+        if not info.hooks or any("register_models" in error for error in info.errors)
+    ]
 
 
 def weight_sources() -> list[WeightSource]:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from typing import Sequence
+
+# Suffixes of files zoo reads as models: an argument ending in one of them names a file.
+MODEL_FILE_SUFFIXES = (".onnx", ".safetensors", ".pt", ".pth")
 
 
 def first_line(exc: BaseException | str, limit: int = 300) -> str:
@@ -67,3 +71,19 @@ def parse_floats(value: str | None, option: str, count: int | None = None) -> li
         want = f"1 or {count}" if count else "at least 1"
         raise ValueError(f"{option} takes {want} comma-separated numbers, got {value!r}")
     return out
+
+
+def looks_like_path(text: str | os.PathLike) -> bool:
+    """Whether a command-line argument names a file or folder rather than a model.
+
+    It does when it exists, contains a path separator, or ends in a model
+    file suffix (.onnx, .safetensors, .pt, .pth). Registry names such as
+    ``timm/resnet18`` contain a slash too: look those up first.
+    """
+    value = os.fspath(text)
+    return (
+        os.path.exists(value)
+        or "/" in value
+        or os.sep in value
+        or value.lower().endswith(MODEL_FILE_SUFFIXES)
+    )

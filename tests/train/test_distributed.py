@@ -134,3 +134,20 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_relaunch_keeps_global_options_before_the_command():
+    from zoo.train.distributed import relaunch_args
+
+    argv = ["--debug", "--no-plugins", "train", "net", "--data", "d", "--nproc", "2"]
+    assert relaunch_args(argv, "train") == argv
+    assert relaunch_args(["net", "--data", "train"], "train") == ["train", "net", "--data", "train"]
+
+
+def test_a_data_error_under_nproc_is_printed_once_without_a_traceback(tmp_path):
+    # --no-plugins before the command used to be relaunched as 'zoo train --no-plugins train ...'
+    cmd = [sys.executable, "-m", "zoo", "--no-plugins", "train", "net", "--data", str(tmp_path / "missing"),
+           "--out", str(tmp_path / "out"), "--nproc", "2"]
+    res = subprocess.run(cmd, env=_env(), capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines() == [f"Error: data directory '{tmp_path / 'missing'}' does not exist"]

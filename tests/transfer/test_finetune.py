@@ -119,3 +119,20 @@ def test_shipped_backbone_finetunes_offline(tiny_folder, tmp_path, no_network):
     assert code == 0, out
     summary = json.loads(out[out.index("{"):])
     assert summary["best"]["val_acc"] >= 0.8
+
+
+def test_finetune_reports_skipped_files_in_text_and_json(pretrained_ckpt, tiny_folder, tmp_path):
+    import shutil
+
+    from PIL import Image
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_folder, data)
+    bad = data / "train" / "cat" / "broken.jpg"
+    Image.new("RGB", (16, 16)).save(bad, format="JPEG")
+    bad.write_bytes(bad.read_bytes()[:40])
+    result = CliRunner().invoke(cli, [str(a) for a in ("finetune", pretrained_ckpt, "--data", data, "--out",
+                                tmp_path / "ft", "--epochs", 1, "--quiet", "--no-plot", "--json")])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["skipped"]["by_reason"] == {"corrupt": 1}
+    assert "zoo: skipped 1 file (1 corrupt): " in result.stderr and "broken.jpg (corrupt)" in result.stderr

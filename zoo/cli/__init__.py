@@ -7,6 +7,7 @@ status 1; other exceptions too, with a hint to re-run with ``--debug``.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -71,6 +72,17 @@ class ZooGroup(click.Group):
         return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return self._invoke(ctx)
+        except click.ClickException as exc:
+            if os.environ.get("ZOO_NPROC_ERRORS"):  # a rank started by --nproc: the launcher prints it once
+                from zoo.train.distributed import record_child_error
+
+                if record_child_error(exc.format_message()):
+                    raise click.exceptions.Exit(exc.exit_code) from None
+            raise
+
+    def _invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.Abort, click.ClickException):

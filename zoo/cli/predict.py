@@ -52,15 +52,24 @@ def predict_command(model: str, inputs: tuple[str, ...], top_k: int, as_json: bo
         from zoo.export.predict import TorchModel
 
         predictor = TorchModel(model, device=device)
+    from zoo.runtime.skips import SkipReport
+
+    skipped = SkipReport()
+    _predict(predictor, inputs, top_k, batch_size, as_json, skipped)  # none readable: an error naming the reasons
+    if skipped:
+        click.echo(f"zoo: {skipped.describe()}", err=True)
+
+
+def _predict(predictor, inputs: tuple[str, ...], top_k: int, batch_size: int, as_json: bool, skipped) -> None:
     if predictor.task == "reconstruction":
-        rows = predictor.reconstruct(inputs, batch_size=batch_size)
+        rows = predictor.reconstruct(inputs, batch_size=batch_size, skipped=skipped)
         if as_json:
             click.echo(json.dumps([{"input": p, "reconstruction_mse": e} for p, _, e in rows], indent=2))
         else:
             for path, _, err in rows:
                 click.echo(f"{path}: reconstruction error (MSE) {err:.6f}")
         return
-    predictions = predictor.predict(inputs, top_k=top_k, batch_size=batch_size)
+    predictions = predictor.predict(inputs, top_k=top_k, batch_size=batch_size, skipped=skipped)
     if as_json:
         click.echo(json.dumps([p.to_dict() for p in predictions], indent=2))
         return

@@ -105,9 +105,9 @@ def train_command(name: str, data: str, out: str | None, nproc: int | None, as_j
       zoo train net --data pics/ --out runs/net --resume          (continue runs/net/last)
     """
     if nproc is not None and nproc > 1:
-        from zoo.train.distributed import launch_nproc
+        from zoo.train.distributed import launch_nproc, relaunch_args
 
-        sys.exit(launch_nproc(nproc, sys.argv[1:] if sys.argv[1:2] == ["train"] else ["train", *sys.argv[1:]]))
+        sys.exit(launch_nproc(nproc, relaunch_args(sys.argv[1:], "train")))
     from zoo.train import load_folder_for
     from zoo.train.trainer import Trainer
 
@@ -123,26 +123,33 @@ def train_command(name: str, data: str, out: str | None, nproc: int | None, as_j
     cfg = make_train_config(options, out_dir=out_dir, resume=resume, milestones=milestones, input_size=input_size,
                             cache=cache, no_plot=no_plot, quiet=quiet, model_args=model_args)
     dataset = load_folder_for(name, data, cfg)
-    skipped = dataset.describe_skipped()
     from zoo.train.distributed import from_env
 
     dist = from_env()
-    if skipped and dist.is_main:
-        click.echo(f"zoo: {skipped}", err=True)
     trainer = Trainer(name, dataset, None, cfg, mean=mean_v, std=std_v, dist=dist)
     result = trainer.fit()
     if not dist.is_main:
         return
-    echo_result(result, as_json, skipped=result.skipped)
+    echo_result(result, as_json)
 
 
 def echo_result(result, as_json: bool, *, seconds: float | None = None, **extra) -> None:
-    """Print a training result (JSON, or the best and last checkpoints); exit 130 if interrupted."""
+    """Print a training result (JSON, or the best and last checkpoints); exit 130 if interrupted.
+
+    Files the data layer skipped (scanning, decoding, or streaming) are one
+    line on stderr, and the ``skipped`` key of the JSON.
+    """
+    from zoo.runtime.skips import as_report
+
+    skipped = as_report(getattr(result, "skipped", None))
+    if skipped:
+        click.echo(f"zoo: {skipped.describe()}", err=True)
     summary = {
         "stopped": result.stopped,
         "best_epoch": result.best_epoch,
         "best": result.best_metrics,
         "last": result.final,
+        "skipped": skipped.to_dict(),
         **extra,
         "out": str(result.out),
         "best_path": str(result.best_path) if result.best_path else None,

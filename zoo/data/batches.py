@@ -11,6 +11,7 @@ import os
 from typing import Any, Iterator, Sequence
 
 from zoo.errors import DataError
+from zoo.runtime.skips import SkipReport
 
 
 def epoch_order(n: int, *, shuffle: bool, seed: int, epoch: int, rank: int = 0, world_size: int = 1,
@@ -63,7 +64,7 @@ class TensorBatches:
         self.rank, self.world_size, self.pad = rank, world_size, pad
         self.epoch = 0
         self.start_batch = 0
-        self.skipped: dict[str, int] = {}
+        self.skipped = SkipReport()
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         """Choose the permutation of ``epoch`` (call before iterating); begin at batch ``start_batch``."""
@@ -132,7 +133,7 @@ class LoaderBatches:
             inner = _ShardSampler(len(dataset), rank, world_size)
         self.sampler = _ResumableSampler(inner, int(batch_size))
         workers = default_workers() if workers is None else workers
-        self.skipped: dict[str, int] = {}
+        self.skipped = SkipReport()  # files the workers could not decode, each counted once
         g = torch.Generator().manual_seed(_mix(seed, rank))
         self.loader = DataLoader(dataset, batch_size=batch_size, sampler=self.sampler, num_workers=workers,
                                  drop_last=drop_last, pin_memory=pin_memory, collate_fn=collate,
@@ -157,8 +158,8 @@ class LoaderBatches:
         for batch in self.loader:
             if isinstance(batch, (tuple, list)) and len(batch) == 3:  # collate_skipping
                 x, y, skipped = batch
-                for reason, n in skipped.items():
-                    self.skipped[reason] = self.skipped.get(reason, 0) + n
+                for item in skipped:
+                    self.skipped.add(item.path, item.reason)
                 if x is None:
                     continue
                 yield x, y

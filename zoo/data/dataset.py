@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from zoo.data.decode import ImageDecodeError, decode_many, decode_uint8, skip_reason
+from zoo.data.decode import ImageReadError, decode_many, decode_uint8
 from zoo.data.folder import FileSplit, find_layout
 from zoo.errors import DataError
+from zoo.runtime.skips import SkipReport
 
 DEFAULT_CACHE_BUDGET_MB = 1024
 
@@ -41,7 +42,7 @@ class ImageData:
     input_size: tuple[int, int, int]
     train: ImageSplit
     val: ImageSplit | None
-    skipped: dict[str, int] = field(default_factory=dict)
+    skipped: SkipReport = field(default_factory=SkipReport)  # reason -> count, with the files' names
 
     @property
     def num_classes(self) -> int:
@@ -54,12 +55,8 @@ class ImageData:
         return self.train.cached
 
     def describe_skipped(self) -> str:
-        """'skipped 2 files (1 corrupt, 1 not an image)', or '' when nothing was skipped."""
-        total = sum(self.skipped.values())
-        if not total:
-            return ""
-        parts = ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items()))
-        return f"skipped {total} file{'s' if total != 1 else ''} ({parts})"
+        """'skipped 2 files (1 corrupt, 1 not an image): a/x.jpg (corrupt), ...', or '' when nothing was."""
+        return self.skipped.describe()
 
 
 def cache_bytes(n_images: int, input_size: Sequence[int]) -> int:
@@ -85,13 +82,13 @@ def load_image_data(
     resized to (H, W) with bilinear, as the preprocessing contract says.
     ``cache`` is ``"auto"`` (cache when it fits), ``True`` (always) or
     ``False`` (always stream). Files that are not images, and images that
-    cannot be decoded, are skipped and counted in ``ImageData.skipped``.
+    cannot be decoded, are skipped and recorded in ``ImageData.skipped``.
     """
     import torch
 
     c, h, w = (int(v) for v in input_size)
     layout = find_layout(data, val_split=val_split, seed=seed)
-    skipped = dict(layout.skipped)
+    skipped = SkipReport().update(layout.skipped)
     total = len(layout.train) + (len(layout.val) if layout.val else 0)
     need = cache_bytes(total, (c, h, w))
     use_cache = bool(cache) if cache != "auto" else need <= cache_budget_mb * 2**20
@@ -111,8 +108,7 @@ def load_image_data(
         images, kept, bad = decode_many(files.paths, c, (h, w), threads=threads, progress=report)
         if report is not None:
             print(file=sys.stderr)
-        for reason, n in bad.items():
-            skipped[reason] = skipped.get(reason, 0) + n
+        skipped.update(bad)
         paths = [files.paths[i] for i in kept]
         labels = torch.tensor([files.labels[i] for i in kept], dtype=torch.long)
         return ImageSplit(paths, labels, images)
@@ -120,7 +116,8 @@ def load_image_data(
     train = build(layout.train, "train")
     val = build(layout.val, "val") if layout.val is not None else None
     if len(train) == 0:
-        raise DataError(f"none of the {len(layout.train)} training images under {str(layout.root)!r} could be read")
+        raise DataError(f"none of the {len(layout.train)} training images under {str(layout.root)!r} could be read:"
+                        f" {skipped.describe()}")
     if len(set(train.labels.tolist())) < 2:
         raise DataError(f"after skipping unreadable files only one class is left under {str(layout.root)!r}")
     if val is not None and len(val) == 0:
@@ -128,11 +125,19 @@ def load_image_data(
     return ImageData(layout.root, layout.class_names, (c, h, w), train, val, skipped)
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A file a DataLoader worker could not decode (sent back to the main process in its batch)."""
+
+    path: str
+    reason: str
+
+
 class FileDataset:
     """A map-style dataset that decodes one image per item (for DataLoader workers).
 
-    Returns ``(uint8 CHW tensor, label)``, or ``None`` for a file that cannot
-    be decoded: :func:`collate_skipping` drops those and counts them.
+    Returns ``(uint8 CHW tensor, label)``, or a :class:`Skipped` marker for a
+    file that cannot be decoded: :func:`collate_skipping` drops those and names them.
     """
 
     def __init__(self, paths: Sequence[Path], labels: Sequence[int], input_size: Sequence[int],
@@ -150,8 +155,8 @@ class FileDataset:
 
         try:
             arr = decode_uint8(self.paths[index], self.in_chans, self.size)
-        except ImageDecodeError as exc:
-            return ("skip", skip_reason(str(exc)))
+        except ImageReadError as exc:
+            return Skipped(str(self.paths[index]), exc.reason)
         x = torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
         if self.transform is not None:
             x = self.transform(x)
@@ -161,16 +166,13 @@ class FileDataset:
 def collate_skipping(items: list[Any]):
     """Stack ``(x, y)`` items into a batch, dropping the undecodable ones.
 
-    Returns ``(x, y, skipped)`` where ``skipped`` counts reasons; ``x`` is
-    None when every item of the batch failed.
+    Returns ``(x, y, skipped)`` where ``skipped`` lists the :class:`Skipped`
+    items; ``x`` is None when every item of the batch failed.
     """
     import torch
 
-    good = [it for it in items if not (isinstance(it, tuple) and len(it) == 2 and it[0] == "skip")]
-    skipped: dict[str, int] = {}
-    for it in items:
-        if isinstance(it, tuple) and len(it) == 2 and it[0] == "skip":
-            skipped[it[1]] = skipped.get(it[1], 0) + 1
+    good = [it for it in items if not isinstance(it, Skipped)]
+    skipped = [it for it in items if isinstance(it, Skipped)]
     if not good:
         return None, None, skipped
     xs = torch.stack([it[0] for it in good])

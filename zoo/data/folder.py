@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zoo.errors import DataError
+from zoo.runtime.preprocess import IMAGE_SUFFIXES, walk_images
+from zoo.runtime.skips import SkipReport
 
-# Suffixes PIL reads out of the box; anything else in a class folder is skipped and counted.
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".jfif"}
-)
+# The runtime's one list: anything else in a class folder is skipped and recorded.
+IMAGE_EXTENSIONS = IMAGE_SUFFIXES
 
 
 @dataclass
@@ -34,7 +34,7 @@ class FolderLayout:
     class_names: list[str]
     train: FileSplit
     val: FileSplit | None
-    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
+    skipped: SkipReport = field(default_factory=SkipReport)  # reason -> count, with names
     presplit: bool = False  # True when DIR/train and DIR/val were used
 
 
@@ -59,8 +59,9 @@ def resolve_data_path(data: str | os.PathLike) -> Path:
     return path
 
 
-def scan_class_folders(root: Path, class_names: list[str] | None = None) -> tuple[list[str], FileSplit, dict[str, int]]:
-    """Every image under ``root/<class>/`` (recursively), sorted; other files are counted as skipped.
+def scan_class_folders(root: Path, class_names: list[str] | None = None) -> tuple[list[str], FileSplit, SkipReport]:
+    """Every image under ``root/<class>/`` (recursively, see ``zoo.runtime.preprocess.walk_images``);
+    other files are recorded as skipped.
 
     ``class_names`` fixes the class order (for a val folder that must match
     the train folder); otherwise classes are the sorted sub-folder names.
@@ -80,18 +81,11 @@ def scan_class_folders(root: Path, class_names: list[str] | None = None) -> tupl
     index = {name: i for i, name in enumerate(class_names)}
     paths: list[Path] = []
     labels: list[int] = []
-    skipped: dict[str, int] = {}
+    skipped = SkipReport()
     for name in found:
-        for dirpath, dirnames, filenames in os.walk(root / name, onerror=None, followlinks=True):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for fname in sorted(filenames):
-                if fname.startswith("."):
-                    continue
-                if Path(fname).suffix.lower() not in IMAGE_EXTENSIONS:
-                    skipped["not an image"] = skipped.get("not an image", 0) + 1
-                    continue
-                paths.append(Path(dirpath) / fname)
-                labels.append(index[name])
+        images = walk_images(root / name, skipped)
+        paths.extend(images)
+        labels.extend([index[name]] * len(images))
     return class_names, FileSplit(paths, labels), skipped
 
 
@@ -145,8 +139,7 @@ def find_layout(data: str | os.PathLike, *, val_split: float | None = 0.1, seed:
         val = None
         if val_dir.is_dir():
             _, val, skipped_val = scan_class_folders(val_dir, class_names)
-            for key, n in skipped_val.items():
-                skipped[key] = skipped.get(key, 0) + n
+            skipped.update(skipped_val)
             if not val.paths:
                 val = None
         return FolderLayout(root, class_names, train, val, skipped, presplit=True)
@@ -158,7 +151,7 @@ def find_layout(data: str | os.PathLike, *, val_split: float | None = 0.1, seed:
     return FolderLayout(root, class_names, train, val if val.paths else None, skipped)
 
 
-def eval_files(data: str | os.PathLike, split: str = "auto") -> tuple[Path, list[str], FileSplit, dict[str, int]]:
+def eval_files(data: str | os.PathLike, split: str = "auto") -> tuple[Path, list[str], FileSplit, SkipReport]:
     """The folder to evaluate on: ``DIR/val`` (``split='auto'`` when it exists), ``DIR/train``, or ``DIR`` itself."""
     root = resolve_data_path(data)
     if split == "auto":

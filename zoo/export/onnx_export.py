@@ -80,7 +80,11 @@ def export_onnx(
     module, task = forward_module(model, config)
     module = module.to("cpu").eval()
     c, h, w = (int(v) for v in config["input_size"])
-    inputs, source_of_images = val.validation_inputs(config, batch_size, data, real_images=real_images)
+    skipped = val.SkipReport()
+    inputs, source_of_images = val.validation_inputs(config, batch_size, data, real_images=real_images,
+                                                     skipped=skipped)
+    if skipped:
+        say(f"validation images: {skipped.describe()}")
 
     def reference(x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -135,6 +139,7 @@ def export_onnx(
         if chosen is None:
             chosen = _no_success(attempts, arch, atol, warn_only, say)
         report = _report(config, chosen, attempts, opset, atol, source_of_images, final, task)
+        report["skipped"] = skipped.to_dict()
         _place(chosen["file"], final)
         val.write_report(out_dir / f"{name}.validation.json", report)
         if quantize:

@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import ExportError
+from zoo.errors import CheckpointError, ExportError, UnknownModelError
+from zoo.text import looks_like_path
 
 AUTOENCODER_TAG = "autoencoder"
 
@@ -34,7 +35,12 @@ def load_source(
     from zoo.factory import create_model
     from zoo.plugins import get_spec
 
-    spec = get_spec(str(source))  # unknown names fail here with suggestions
+    try:
+        spec = get_spec(str(source))  # unknown names fail here with suggestions
+    except UnknownModelError:
+        if looks_like_path(source):
+            raise CheckpointError(f"checkpoint {str(source)!r} does not exist") from None
+        raise
     model = create_model(spec, num_classes=num_classes, pretrained=pretrained, **(model_kwargs or {}))
     model.eval()
     class_names = None

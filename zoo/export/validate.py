@@ -21,6 +21,7 @@ import numpy as np
 
 from zoo.errors import ExportError
 from zoo.runtime.preprocess import Preprocessing, list_images
+from zoo.runtime.skips import SkipReport
 from zoo.text import first_line
 
 
@@ -65,18 +66,33 @@ def synthetic_images(count: int, size: tuple[int, int], seed: int = 0) -> list[A
     return images
 
 
-def image_batch(config: dict[str, Any], count: int, data: str | os.PathLike | None = None) -> tuple[np.ndarray, str]:
-    """``count`` preprocessed images from ``data`` (spread over the folder) or generated ones."""
+def image_batch(config: dict[str, Any], count: int, data: str | os.PathLike | None = None,
+                skipped: SkipReport | None = None) -> tuple[np.ndarray, str]:
+    """``count`` preprocessed images from ``data`` (spread over the folder) or generated ones.
+
+    Files of ``data`` that cannot be decoded are passed over and recorded in ``skipped``.
+    """
     pre = preprocessing_of(config)
     if data is not None:
-        paths = list_images([data])
-        if not paths:
-            raise ExportError(f"--data {str(data)!r} holds no images to validate the export on")
+        skipped = SkipReport() if skipped is None else skipped
+        paths = list_images([data], skipped)
         step = max(1, len(paths) // count)
-        chosen = paths[::step][:count]
-        while len(chosen) < count:  # a folder with fewer images than the batch
-            chosen.append(chosen[len(chosen) % len(paths)])
-        return pre.load_batch(chosen), f"images from {data}"
+        first = paths[::step][:count]
+        chosen, batch = pre.load_readable(first, skipped)
+        taken = set(first)
+        rest = iter([p for p in paths if p not in taken])
+        while len(chosen) < count:  # replace the unreadable ones from the rest of the folder
+            path = next(rest, None)
+            if path is None:
+                break
+            more, extra = pre.load_readable([path], skipped)
+            chosen, batch = chosen + more, np.concatenate([batch, extra])
+        if not chosen:
+            why = f": {skipped.describe()}" if skipped else ""
+            raise ExportError(f"--data {str(data)!r} holds no readable images to validate the export on{why}")
+        while len(batch) < count:  # a folder with fewer images than the batch
+            batch = np.concatenate([batch, batch[: count - len(batch)]])
+        return batch, f"images from {data}"
     images = synthetic_images(count, (pre.height, pre.width))
     return np.stack([pre.image_to_array(img) for img in images]), "generated images"
 
@@ -87,9 +103,10 @@ def validation_inputs(
     data: str | os.PathLike | None = None,
     seed: int = 0,
     real_images: bool = True,
+    skipped: SkipReport | None = None,
 ) -> tuple[dict[str, np.ndarray], str]:
     """The named input batches every export is checked on (random tensors, then images),
-    and where the images came from."""
+    and where the images came from; unreadable files of ``data`` go into ``skipped``."""
     c, h, w = (int(v) for v in config["input_size"])
     rng = np.random.default_rng(seed)
     big = max(2, int(batch_size))
@@ -97,7 +114,7 @@ def validation_inputs(
     inputs = {"random, batch 1": random[:1], f"random, batch {big}": random}
     if not real_images:
         return inputs, "none (random tensors only)"
-    images, origin = image_batch(config, big, data)
+    images, origin = image_batch(config, big, data, skipped)
     inputs.update({"images, batch 1": images[:1], f"images, batch {big}": images})
     return inputs, origin
 

@@ -14,20 +14,24 @@ from __future__ import annotations
 
 from .errors import RuntimeInputError
 from .model import OnnxModel, Prediction, Predictor, choose_providers, load, open_session, read_labels, softmax
-from .preprocess import IMAGE_SUFFIXES, Preprocessing, list_images, open_image
+from .preprocess import IMAGE_SUFFIXES, ImageReadError, Preprocessing, list_images, open_image, read_image
+from .skips import SkipReport
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "ImageReadError",
     "OnnxModel",
     "Prediction",
     "Predictor",
     "Preprocessing",
     "RuntimeInputError",
+    "SkipReport",
     "choose_providers",
     "list_images",
     "load",
     "open_image",
     "open_session",
+    "read_image",
     "read_labels",
     "softmax",
 ]

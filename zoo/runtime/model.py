@@ -17,6 +17,7 @@ import numpy as np
 from . import metadata as md
 from .errors import RuntimeInputError
 from .preprocess import Preprocessing, list_images, open_image
+from .skips import SkipReport
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
@@ -131,49 +132,77 @@ class Predictor:
 
     def predict_image(self, image: Any, top_k: int = 5) -> Prediction:
         """Prediction for one image: a path or a PIL image (any mode or size; converted and resized)."""
-        if isinstance(image, (str, os.PathLike)):
-            return self.predict([image], top_k=top_k)[0]
-        arr = self.preprocessing.image_to_array(image)[None]
-        return self.top_k(self.probabilities(arr), ["image"], top_k)[0]
+        source = str(image) if isinstance(image, (str, os.PathLike)) else "image"
+        arr = self.preprocessing.image_to_array(image)[None]  # an unreadable file raises its own reason
+        return self.top_k(self.probabilities(arr), [source], top_k)[0]
 
-    def predict(self, inputs: Iterable[str | os.PathLike], top_k: int = 5, batch_size: int = 32) -> list[Prediction]:
-        """Predictions for image files and folders (searched recursively), in batches."""
-        paths = list_images(inputs)
-        if not paths:
-            raise RuntimeInputError("no images found in the given inputs")
+    def predict(self, inputs: Iterable[str | os.PathLike], top_k: int = 5, batch_size: int = 32,
+                skipped: SkipReport | None = None) -> list[Prediction]:
+        """Predictions for image files and folders (searched recursively), in batches.
+
+        Files that cannot be decoded are left out and recorded in ``skipped``;
+        when none of the images can be read, the error says why.
+        """
+        skipped = SkipReport() if skipped is None else skipped
         out: list[Prediction] = []
-        for chunk, batch in self.batches(paths, batch_size):
+        for chunk, batch in self.batches(self.image_paths(inputs, skipped), batch_size, skipped):
             out.extend(self.top_k(self.probabilities(batch), [str(p) for p in chunk], top_k))
+        if not out:
+            raise RuntimeInputError(skipped.nothing_read())
         return out
 
-    def batches(self, paths: Sequence[Path], batch_size: int = 32) -> Iterator[tuple[Sequence[Path], np.ndarray]]:
-        """Decoded, preprocessed batches (with ``prefetch``, the next decodes while this one runs)."""
+    @staticmethod
+    def image_paths(inputs: Iterable[str | os.PathLike], skipped: SkipReport) -> list[Path]:
+        """The image files of ``inputs``; a missing input, or no image at all, is an error."""
+        paths = list_images(inputs, skipped)
+        if not paths:
+            extra = f" ({skipped.describe()})" if skipped else ""
+            raise RuntimeInputError(f"no images found in the given inputs{extra}")
+        return paths
+
+    def batches(self, paths: Sequence[Path], batch_size: int = 32,
+                skipped: SkipReport | None = None) -> Iterator[tuple[Sequence[Path], np.ndarray]]:
+        """Decoded, preprocessed batches (with ``prefetch``, the next decodes while this one runs).
+
+        Undecodable files are left out and recorded in ``skipped`` (without
+        one, the first such file raises).
+        """
         size = max(1, int(batch_size))
         chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
+
+        def load(chunk: Sequence[Path]) -> tuple[Sequence[Path], np.ndarray]:
+            if skipped is None:
+                return chunk, self.preprocessing.load_batch(chunk)
+            return self.preprocessing.load_readable(chunk, skipped)
+
         if len(chunks) == 1 or not self.prefetch:
             for chunk in chunks:
-                yield chunk, self.preprocessing.load_batch(chunk)
+                kept, batch = load(chunk)
+                if len(kept):
+                    yield kept, batch
             return
         # pillow releases the GIL while decoding and resizing, so one helper
         # thread hides the decoding behind the model's own run.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(self.preprocessing.load_batch, chunks[0])
-            for i, chunk in enumerate(chunks):
-                batch = pending.result()
+            pending = pool.submit(load, chunks[0])
+            for i in range(len(chunks)):
+                kept, batch = pending.result()
                 if i + 1 < len(chunks):
-                    pending = pool.submit(self.preprocessing.load_batch, chunks[i + 1])
-                yield chunk, batch
+                    pending = pool.submit(load, chunks[i + 1])
+                if len(kept):
+                    yield kept, batch
 
-    def reconstruct(self, inputs: Iterable[str | os.PathLike], batch_size: int = 32) -> list[tuple[str, np.ndarray, float]]:
-        """For autoencoders: ``(path, reconstruction, mean squared error)`` per image."""
-        paths = list_images(inputs)
-        if not paths:
-            raise RuntimeInputError("no images found in the given inputs")
+    def reconstruct(self, inputs: Iterable[str | os.PathLike], batch_size: int = 32,
+                    skipped: SkipReport | None = None) -> list[tuple[str, np.ndarray, float]]:
+        """For autoencoders: ``(path, reconstruction, mean squared error)`` per image (unreadable ones skipped)."""
+        skipped = SkipReport() if skipped is None else skipped
         out = []
-        for chunk, batch in self.batches(paths, batch_size):
+        for chunk, batch in self.batches(self.image_paths(inputs, skipped), batch_size, skipped):
             recon = np.asarray(self.run(batch))
             errors = ((recon.reshape(len(batch), -1) - batch.reshape(len(batch), -1)) ** 2).mean(axis=1)
             out.extend((str(p), r, float(e)) for p, r, e in zip(chunk, recon, errors))
+        if not out:
+            raise RuntimeInputError(skipped.nothing_read())
         return out
 
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.data.folder import IMAGE_EXTENSIONS, resolve_data_path
+from zoo.data.folder import resolve_data_path
+from zoo.runtime.preprocess import walk_images
 from zoo.errors import DataError
 
 
@@ -50,13 +51,8 @@ class ConfidentReport:
 
 
 def _image_files(root: Path) -> list[tuple[Path, str]]:
-    files = []
-    for dirpath, _, names in os.walk(root):
-        for name in sorted(names):
-            p = Path(dirpath) / name
-            if p.suffix.lower() in IMAGE_EXTENSIONS:
-                files.append((p, p.parent.name if p.parent != root else ""))
-    return sorted(files)
+    # the one folder walk (suffixes, hidden files, link loops) of zoo.runtime.preprocess
+    return sorted((p, p.parent.name if p.parent != root else "") for p in walk_images(root))
 
 
 def confident_mistakes(

@@ -12,10 +12,12 @@ the global batch is ``batch_size * world_size``.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -24,6 +26,7 @@ from zoo.errors import ZooError
 from zoo.text import first_line
 
 TIMEOUT_ENV = "ZOO_DIST_TIMEOUT"  # seconds a collective may wait for the other ranks
+STOPPED_BY_LAUNCHER = "was stopped by the launcher"
 
 
 class DistributedError(ZooError):
@@ -135,7 +138,7 @@ def _stop_cleanly_on_sigterm(rank: int) -> None:
 
     def handler(signum: int, frame: Any) -> None:
         raise DistributedError(
-            f"rank {rank} was stopped by the launcher (signal {signum}), most likely because another rank"
+            f"rank {rank} {STOPPED_BY_LAUNCHER} (signal {signum}), most likely because another rank"
             " failed; the last checkpoint written before it is intact, continue with --resume"
         )
 
@@ -183,21 +186,91 @@ def is_comm_error(exc: BaseException) -> bool:
 
 
 def launch_nproc(nproc: int, argv: Sequence[str]) -> int:
-    """Re-run this command under ``torchrun --standalone --nproc_per_node NPROC`` and return its exit status."""
+    """Re-run this command under ``torchrun --standalone --nproc_per_node NPROC`` and return its exit status.
+
+    ``argv`` is the zoo command line with its global options (``--debug``,
+    ``--no-plugins``) before the command. The ranks do not print their
+    errors: they leave them in a folder, and the launcher prints each
+    distinct one once, after torchrun (whose own traceback is kept quiet).
+    """
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise DistributedError("--nproc cannot be used inside torchrun; drop it or run zoo directly")
     if nproc < 1:
         raise DistributedError(f"--nproc must be at least 1, got {nproc}")
     args = strip_option(list(argv), "--nproc")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+    cmd = [sys.executable, "-m", "zoo.train.distributed", "--standalone", f"--nproc_per_node={nproc}",
            "-m", "zoo", *args]
     env = dict(os.environ)
     # torchrun would set OMP_NUM_THREADS=1 with a warning; say so once ourselves.
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    with tempfile.TemporaryDirectory(prefix="zoo-nproc-") as errors:
+        env[CHILD_ERRORS_ENV] = errors
+        try:
+            code = subprocess.call(cmd, env=env)
+        except KeyboardInterrupt:  # torchrun forwards the signal; its ranks save 'last'
+            return 130
+        for message in child_errors(errors):
+            print(f"Error: {message}", file=sys.stderr)
+    return code
+
+
+def relaunch_args(argv: Sequence[str], command: str) -> list[str]:
+    """The zoo arguments for the ranks: the global options, then ``command`` and its own arguments.
+
+    ``argv`` is ``sys.argv[1:]``: ``--debug train net ...`` stays as it is,
+    ``net ...`` (the command's arguments alone) gets ``command`` in front.
+    """
+    argv = list(argv)
+    if command in argv:
+        i = argv.index(command)
+        if all(arg.startswith("-") for arg in argv[:i]):  # the root group's options are all flags
+            return argv
+    return [command, *argv]
+
+
+CHILD_ERRORS_ENV = "ZOO_NPROC_ERRORS"  # where the ranks started by --nproc leave their error messages
+
+
+def record_child_error(message: str) -> bool:
+    """Under ``--nproc``, leave this rank's error for the launcher to print once; False elsewhere."""
+    folder = os.environ.get(CHILD_ERRORS_ENV)
+    if not folder or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    rank = os.environ.get("RANK", "0")
     try:
-        return subprocess.call(cmd, env=env)
-    except KeyboardInterrupt:  # torchrun forwards the signal; its ranks save 'last'
-        return 130
+        with open(os.path.join(folder, f"rank{int(rank):05d}.txt"), "w", encoding="utf-8") as f:
+            f.write(message)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def child_errors(folder: str) -> list[str]:
+    """The ranks' distinct messages, by rank; a rank stopped because another failed only when none other said more."""
+    messages = []
+    for name in sorted(os.listdir(folder)):
+        with open(os.path.join(folder, name), encoding="utf-8") as f:
+            text = f.read().strip()
+        if text and text not in messages:
+            messages.append(text)
+    first_hand = [m for m in messages if STOPPED_BY_LAUNCHER not in m]
+    return first_hand or messages[:1]
+
+
+def _torchrun(argv: Sequence[str]) -> int:
+    """torchrun itself, without the traceback it prints when a rank fails (the rank said why)."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
+    # Its log lines ("Sending process ... SIGTERM", "failed (exitcode: 1)") repeat what the ranks say.
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    try:
+        run(get_args_parser().parse_args(list(argv)))
+    except ChildFailedError as exc:
+        _, failure = exc.get_first_failure()
+        code = getattr(failure, "exitcode", 1)
+        return code if isinstance(code, int) and code > 0 else 1
+    return 0
 
 
 def strip_option(argv: list[str], name: str) -> list[str]:
@@ -217,6 +290,7 @@ def strip_option(argv: list[str], name: str) -> list[str]:
     return out
 
 
+<<<<<<< HEAD
 def raise_lost_rank(trainer: Any, exc: Exception) -> None:
     """Turn a communication failure mid-run into one line that says what is intact."""
     if trainer.dist.enabled and is_comm_error(exc) and not isinstance(exc, ZooError):
@@ -225,3 +299,7 @@ def raise_lost_rank(trainer: Any, exc: Exception) -> None:
             f"rank {trainer.dist.rank} lost contact with the other ranks during epoch {trainer.epoch + 1}"
             f" (did one of them fail?){last}; continue with --resume"
         ) from None
+=======
+if __name__ == "__main__":  # the launcher above runs torchrun through here
+    sys.exit(_torchrun(sys.argv[1:]))
+>>>>>>> reliab

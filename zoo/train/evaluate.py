@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zoo.errors import CheckpointError, DataError
+from zoo.runtime.skips import SkipReport, as_report
 
 
 @dataclass
@@ -19,7 +20,7 @@ class EvalResult:
     class_names: list[str]
     per_class_accuracy: dict[str, float | None]
     confusion: list[list[int]]  # rows: true class, columns: predicted class
-    skipped: dict[str, int] = field(default_factory=dict)
+    skipped: SkipReport = field(default_factory=SkipReport)  # reason -> count, with the files' names
     data: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -31,7 +32,7 @@ class EvalResult:
             "class_names": self.class_names,
             "per_class_accuracy": self.per_class_accuracy,
             "confusion_matrix": self.confusion,
-            "skipped": self.skipped,
+            "skipped": as_report(self.skipped).to_dict(),
             "data": self.data,
         }
 
@@ -73,12 +74,13 @@ def evaluate(
     class_names = list(config["class_names"])
     num_classes = int(config["num_classes"])
     input_size = tuple(int(v) for v in config["input_size"])
-    skipped: dict[str, int] = {}
+    skipped = SkipReport()
     where = None
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
         source: Any = (data[0], data[1].long())
     else:
-        folder, names, files, skipped = eval_files(data, split)
+        folder, names, files, scanned = eval_files(data, split)
+        skipped.update(scanned)
         where = str(folder)
         unknown = [n for n in names if n not in class_names]
         if unknown:
@@ -92,13 +94,12 @@ def evaluate(
         labels = torch.tensor([remap[i] for i in files.labels], dtype=torch.long)
         if cache_bytes(len(files), input_size) <= cache_mb * 2**20:
             images, kept, bad = decode_many(files.paths, input_size[0], input_size[1:])
-            for reason, n in bad.items():
-                skipped[reason] = skipped.get(reason, 0) + n
+            skipped.update(bad)
             source = ImageSplit([files.paths[i] for i in kept], labels[kept], images)
         else:
             source = ImageSplit(list(files.paths), labels)
         if len(source) == 0:
-            raise DataError(f"none of the images under {where!r} could be read")
+            raise DataError(f"none of the images under {where!r} could be read: {skipped.describe()}")
     dev = select_device(device)
     model = model.to(dev).eval()
     batches = make_batches(source, batch_size, train=False, input_size=input_size, workers=workers)
@@ -115,8 +116,7 @@ def evaluate(
             n += y.shape[0]
             preds.append(out.argmax(1).cpu())
             targets.append(y.cpu())
-    for reason, count in getattr(batches, "skipped", {}).items():
-        skipped[reason] = skipped.get(reason, 0) + count
+    skipped.update(getattr(batches, "skipped", None))
     p, t = torch.cat(preds), torch.cat(targets)
     cm = confusion_matrix(p, t, num_classes)
     per_class = dict(zip(class_names, per_class_accuracy(cm)))
@@ -130,7 +130,7 @@ def format_report(result: EvalResult, max_classes: int = 30) -> str:
     """A text report: accuracy, per-class accuracy and the confusion matrix (small class counts)."""
     lines = [f"accuracy  {100 * result.accuracy:.2f}%  ({result.num_images} images, loss {result.loss:.4f})"]
     if result.skipped:
-        lines.append("skipped   " + ", ".join(f"{n} {r}" for r, n in sorted(result.skipped.items())))
+        lines.append(as_report(result.skipped).describe())
     lines.append("per class:")
     width = max(len(n) for n in result.class_names)
     for name, acc in result.per_class_accuracy.items():

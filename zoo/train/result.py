@@ -63,7 +63,7 @@ class TrainResult:
             stopped=stopped, out=out,
             best_path=out / "best" if out is not None and (out / "best").exists() else None,
             last_path=out / "last" if out is not None and (out / "last").exists() else None,
-            skipped={**trainer.skipped, **getattr(trainer.train_batches, "skipped", {})},
+            skipped=trainer.skipped | getattr(trainer.train_batches, "skipped", {}) | getattr(trainer.val_batches, "skipped", {}),
         )
 
 

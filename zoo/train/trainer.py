@@ -71,7 +71,7 @@ class Trainer:
             val_data = train_data.val if val_data is None else val_data
             class_names = class_names or train_data.class_names
             input_size = input_size or train_data.input_size
-            self.skipped, self.data_root = dict(train_data.skipped), str(train_data.root)
+            self.skipped, self.data_root = train_data.skipped, str(train_data.root)
             train_data = train_data.train
         self.train_data, self.val_data = train_data, val_data
         if class_names is None:

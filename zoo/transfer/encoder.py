@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from zoo.errors import CheckpointError, DataError, ZooError
+from zoo.runtime.skips import as_report
 
 
 
@@ -56,16 +57,17 @@ def unlabelled_images(data: str | os.PathLike, input_size: tuple[int, int, int],
     """Every image under ``data`` (sub-folders included, labels ignored) as uint8 (N, C, H, W)."""
     from zoo.data.decode import decode_many
     from zoo.data.folder import IMAGE_EXTENSIONS, resolve_data_path
+    from zoo.runtime.preprocess import walk_images
 
     root = resolve_data_path(data)
-    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    paths = sorted(walk_images(root))
     if not paths:
         raise DataError(f"no images under {str(root)!r} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
     if limit is not None and limit < len(paths):
         paths = sorted(random.Random(seed).sample(paths, limit))
     images, kept, skipped = decode_many(paths, input_size[0], tuple(input_size[1:]), threads=threads)
     if len(kept) == 0:
-        raise DataError(f"none of the {len(paths)} images under {str(root)!r} could be read")
+        raise DataError(f"none of the {len(paths)} images under {str(root)!r} could be read: {skipped.describe()}")
     return images, skipped
 
 
@@ -138,7 +140,7 @@ def pretrain_autoencoder(
         raise ZooError(f"{arch} built no autoencoder (it lacks .encoder/.decoder); is its spec tagged wrongly?")
     say = log or (lambda line: None)
     if skipped:
-        say(f"skipped {sum(skipped.values())} unreadable files")
+        say(as_report(skipped).describe())
     say(f"pretraining {arch} on {len(train_x)} images ({len(val_x)} held out), {loss} loss, {epochs} epochs")
     no_labels = torch.zeros(len(train_x), dtype=torch.long)
     val = (val_x, torch.zeros(len(val_x), dtype=torch.long)) if len(val_x) else None

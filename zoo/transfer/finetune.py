@@ -295,6 +295,7 @@ def finetune(
         trainer = Trainer(prepared.model, dataset, None, cfg, mean=mean, std=std, param_groups=groups,
                           callbacks=callbacks, extra_config=extra)
         result = trainer.fit()
+    result.skipped = dataset.skipped | result.skipped  # feature caching trains on tensors, which skip nothing
     result.plan = plan
     result.cached_features = cached
     result.seconds = time.time() - t0
