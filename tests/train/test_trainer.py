@@ -248,7 +248,7 @@ def test_transfer_api_groups_callbacks_train_mode_and_extra_config(data, tmp_pat
         m.conv1.eval()
 
     recorder = _Recorder()
-    result = Trainer(model, data, param_groups=groups, callbacks=[recorder], train_mode=train_mode,
+    Trainer(model, data, param_groups=groups, callbacks=[recorder], train_mode=train_mode,
                      extra_config={"transfer": {"from": "test"}}, out=str(tmp_path), epochs=3, lr=0.05,
                      scheduler="onecycle", batch_size=16, **FAST).fit()
     assert recorder.events == ["start", "epoch1", "end1:1", "epoch2", "end2:2", "epoch3", "end3:3", "completed"]

@@ -290,7 +290,6 @@ def strip_option(argv: list[str], name: str) -> list[str]:
     return out
 
 
-<<<<<<< HEAD
 def raise_lost_rank(trainer: Any, exc: Exception) -> None:
     """Turn a communication failure mid-run into one line that says what is intact."""
     if trainer.dist.enabled and is_comm_error(exc) and not isinstance(exc, ZooError):
@@ -299,7 +298,7 @@ def raise_lost_rank(trainer: Any, exc: Exception) -> None:
             f"rank {trainer.dist.rank} lost contact with the other ranks during epoch {trainer.epoch + 1}"
             f" (did one of them fail?){last}; continue with --resume"
         ) from None
-=======
+
+
 if __name__ == "__main__":  # the launcher above runs torchrun through here
     sys.exit(_torchrun(sys.argv[1:]))
->>>>>>> reliab
