@@ -205,7 +205,8 @@ def test_export_cli(ckpt, tmp_path):
     bad = runner.invoke(cli, ["export", str(ckpt), "--format", "tflite", "--out", str(tmp_path)])
     assert bad.exit_code == 1 and "Error: unknown export format 'tflite'; known: onnx, safetensors" in bad.output
     missing = runner.invoke(cli, ["export", str(tmp_path / "nope"), "--out", str(tmp_path)])
-    assert missing.exit_code == 1 and "unknown model" in missing.output
+    # a path-looking argument is a checkpoint that does not exist, not an unknown model (#15)
+    assert missing.exit_code == 1 and f"checkpoint '{tmp_path / 'nope'}' does not exist" in missing.output
 
 
 def test_bench_cli_compares_both_engines(ckpt):
