@@ -88,8 +88,10 @@ def image_batch(config: dict[str, Any], count: int, data: str | os.PathLike | No
             more, extra = pre.load_readable([path], skipped)
             chosen, batch = chosen + more, np.concatenate([batch, extra])
         if not chosen:
-            why = f": {skipped.describe()}" if skipped else ""
-            raise ExportError(f"--data {str(data)!r} holds no readable images to validate the export on{why}")
+            if not paths:
+                raise ExportError(f"--data {str(data)!r} holds no images to validate the export on")
+            raise ExportError(f"--data {str(data)!r} holds no readable images to validate the export on:"
+                              f" {skipped.describe()}")
         while len(batch) < count:  # a folder with fewer images than the batch
             batch = np.concatenate([batch, batch[: count - len(batch)]])
         return batch, f"images from {data}"
