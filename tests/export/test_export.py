@@ -225,3 +225,21 @@ def test_a_data_folder_without_images_is_refused(tmp_path, ckpt):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ExportError, match="holds no images"):
         export_onnx(model, config, tmp_path / "out", data=tmp_path / "empty")
+
+
+def test_warn_only_keeps_the_external_weights_of_a_failed_large_export(tmp_path, ckpt, monkeypatch):
+    # Past protobuf's 2 GB the weights go to model.onnx.data; a model that small is
+    # out of reach in a test, so the limit is lowered to make this one external.
+    import onnxruntime as ort
+
+    from zoo.export import onnx_export
+
+    monkeypatch.setattr(onnx_export, "_PROTO_LIMIT", 0)
+    model, config = checkpoint.load_checkpoint(ckpt)
+    path = export_onnx(model, config, tmp_path, atol=1e-12, exporter="dynamo", real_images=False, warn_only=True)
+    assert (tmp_path / "model.onnx.data").is_file()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(session.run(None, {"input": x})[0], expected, atol=1e-4)
