@@ -105,3 +105,18 @@ def test_written_files_get_the_usual_permissions(tmp_path, model):
     assert (tmp_path / "ck").stat().st_mode & 0o777 == 0o755
     assert (tmp_path / "ck" / "model.safetensors").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_an_adapter_that_cannot_import_is_named_not_called_unknown(tmp_path, monkeypatch):
+    from zoo import checkpoint as ckpt
+    from zoo.errors import CheckpointError
+
+    config = {"architecture": "lenet5", "num_classes": 10, "adapters": [{"type": "head"}]}
+    monkeypatch.setitem(ckpt.ADAPTERS, "head", "zoo_no_such_module_here:rebuild")
+    with pytest.raises(CheckpointError) as info:
+        ckpt.build_model(config)
+    message = str(info.value)
+    assert "cannot be imported" in message and "zoo_no_such_module_here" in message
+    assert "too old" not in message
+    with pytest.raises(CheckpointError, match="unknown adapter 'wrapper'"):
+        ckpt.build_model({**config, "adapters": [{"type": "wrapper"}]})

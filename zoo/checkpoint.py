@@ -41,7 +41,7 @@ from zoo.io import (
     write_json,
 )
 from zoo.plugins import get_spec
-from zoo.text import detail_line
+from zoo.text import describe, detail_line
 
 # Config entries that rebuild what create_model alone cannot (a swapped head):
 # "type" -> "module:function" taking (model, entry_dict) and returning the
@@ -116,7 +116,13 @@ def build_model(config: Mapping[str, Any]):
         kind = entry.get("type")
         if kind not in ADAPTERS:
             raise CheckpointError(f"checkpoint uses unknown adapter {kind!r}; is this zoo too old for it?")
-        model = resolve(ADAPTERS[kind])(model, entry)
+        try:
+            adapter = resolve(ADAPTERS[kind])
+        except ImportError as exc:  # a broken install, not an old zoo: say what is missing
+            raise CheckpointError(
+                f"checkpoint uses adapter {kind!r} ({ADAPTERS[kind]}), which cannot be imported: {describe(exc)}"
+            ) from None
+        model = adapter(model, entry)
     return model
 
 

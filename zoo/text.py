@@ -39,8 +39,11 @@ def describe(exc: BaseException) -> str:
     return name if text == name else f"{name}: {text}"
 
 
-def table(rows: Sequence[Sequence[str]], headers: Sequence[str], indent: str = "") -> str:
-    """A plain-text table: columns padded to their widest cell, numeric columns right-aligned."""
+def table(rows: Sequence[Sequence[str]], headers: Sequence[str], *, rule: bool = True, indent: str = "") -> str:
+    """A plain-text table: columns padded to their widest cell, numeric columns right-aligned.
+
+    ``rule`` draws a line of dashes under the headers (the CLI's listings).
+    """
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):
@@ -51,12 +54,16 @@ def table(rows: Sequence[Sequence[str]], headers: Sequence[str], indent: str = "
         out = [c.rjust(widths[i]) if numeric[i] else c.ljust(widths[i]) for i, c in enumerate(cells)]
         return (indent + "  ".join(out)).rstrip()
 
-    return "\n".join([line(headers), *(line(row) for row in rows)])
+    lines = [line(headers)]
+    if rule:
+        lines.append(line(["-" * w for w in widths]))
+    lines.extend(line(row) for row in rows)
+    return "\n".join(lines)
 
 
 def _is_number(cell: str) -> bool:
-    cleaned = cell.replace(",", "").replace("%", "").replace(".", "", 1).replace("-", "", 1).strip()
-    return cleaned.isdigit() or cell.strip() in ("", "-")
+    text = cell.strip().replace(",", "").rstrip("%KMBx").lstrip("-")
+    return text in ("", "-") or text.replace(".", "", 1).isdigit()
 
 
 def parse_floats(value: str | None, option: str, count: int | None = None) -> list[float] | None:

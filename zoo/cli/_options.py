@@ -65,25 +65,6 @@ def format_count(n: int | None) -> str:
     return str(n)
 
 
-def table(rows: list[list[str]], headers: list[str]) -> str:
-    """A plain left-aligned text table (numbers right-aligned)."""
-    widths = [len(h) for h in headers]
-    for row in rows:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
-
-    def fmt(row: list[str]) -> str:
-        cells = []
-        for i, cell in enumerate(row):
-            numeric = cell[:1].isdigit() and headers[i].isupper() and headers[i] in {"PARAMS", "TRAINABLE", "FROZEN"}
-            cells.append(cell.rjust(widths[i]) if numeric else cell.ljust(widths[i]))
-        return "  ".join(cells).rstrip()
-
-    lines = [fmt(headers), fmt(["-" * w for w in widths])]
-    lines.extend(fmt(r) for r in rows)
-    return "\n".join(lines)
-
-
 def deprecated(old: str, new: str):
     """A callback for an old option spelling: it still works for one release, with a warning line."""
 

@@ -6,7 +6,8 @@ import json
 
 import click
 
-from zoo.cli._options import parse_key_values, table
+from zoo.cli._options import parse_key_values
+from zoo.text import table
 
 
 def _formats(values: tuple[str, ...]) -> list[str]:

@@ -12,8 +12,21 @@ from pathlib import Path
 
 import click
 
-from zoo.cli._options import complete_model_name, deprecated, device_option, json_option, parse_key_values, quiet_option
-from zoo.cli.train import RESUME_LAST, _floats, echo_result, make_train_config, train_command
+from zoo.cli._options import (
+    complete_model_name,
+    deprecated,
+    device_option,
+    json_option,
+    parse_key_values,
+    quiet_option,
+)
+from zoo.cli.train import (
+    RESUME_LAST,
+    _floats,
+    echo_result,
+    make_train_config,
+    train_command,
+)
 
 # zoo train's options that finetune does not take, and defaults that suit a pretrained backbone.
 _NOT_SHARED = {"name", "nproc"}

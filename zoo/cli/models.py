@@ -6,7 +6,8 @@ import json
 
 import click
 
-from zoo.cli._options import format_count, model_argument, parse_key_values, table
+from zoo.cli._options import format_count, model_argument, parse_key_values
+from zoo.text import table
 
 PASSTHROUGH_NAMESPACES = ("timm/", "torchvision/")
 

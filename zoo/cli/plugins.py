@@ -6,7 +6,7 @@ import json
 
 import click
 
-from zoo.cli._options import table
+from zoo.text import table
 
 
 @click.command("plugins")

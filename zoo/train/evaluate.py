@@ -8,6 +8,7 @@ from typing import Any
 
 from zoo.errors import CheckpointError, DataError
 from zoo.runtime.skips import SkipReport, as_report
+from zoo.text import table
 
 
 @dataclass
@@ -62,8 +63,8 @@ def evaluate(
     from zoo.data.decode import decode_many
     from zoo.data.folder import eval_files
     from zoo.data.transforms import Normalize
-    from zoo.train.metrics import confusion_matrix, per_class_accuracy
     from zoo.devices import select_device
+    from zoo.train.metrics import confusion_matrix, per_class_accuracy
 
     if isinstance(checkpoint, (str, os.PathLike)):
         model, config = load_checkpoint(checkpoint)
@@ -132,16 +133,11 @@ def format_report(result: EvalResult, max_classes: int = 30) -> str:
     if result.skipped:
         lines.append(as_report(result.skipped).describe())
     lines.append("per class:")
-    width = max(len(n) for n in result.class_names)
-    for name, acc in result.per_class_accuracy.items():
-        lines.append(f"  {name.ljust(width)}  {'-' if acc is None else f'{100 * acc:.1f}%'}")
-    k = len(result.class_names)
-    if k <= max_classes:
+    rows = [[name, "-" if acc is None else f"{100 * acc:.1f}%"] for name, acc in result.per_class_accuracy.items()]
+    lines.append(table(rows, ["CLASS", "ACCURACY"], rule=False, indent="  "))
+    if len(result.class_names) <= max_classes:
         lines.append("confusion matrix (rows: true, columns: predicted):")
-        cell = max(4, max(len(str(v)) for row in result.confusion for v in row) + 1)
-        labels = [n[: cell - 1] for n in result.class_names]
-        lines.append(" " * (width + 2) + "".join(lab.rjust(cell) for lab in labels))
-        for name, row in zip(result.class_names, result.confusion):
-            lines.append(f"  {name.ljust(width)}" + "".join(str(v).rjust(cell) for v in row))
+        rows = [[name, *(str(v) for v in row)] for name, row in zip(result.class_names, result.confusion)]
+        lines.append(table(rows, ["", *result.class_names], rule=False, indent="  "))
     return "\n".join(lines)
 
