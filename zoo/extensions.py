@@ -78,6 +78,12 @@ class NamedTable(Generic[T]):
         self._items: dict[str, T] = {}
 
     def register(self, item: T, *, override: bool = False) -> T:
+        self.check(item, override=override)
+        self._items[getattr(item, self.key)] = item
+        return item
+
+    def check(self, item: T, *, override: bool = False) -> None:
+        """Raise the error that registering ``item`` would raise; change nothing."""
         name = getattr(item, self.key)
         if not isinstance(name, str) or not _KEY_RE.match(name):
             raise InvalidSpecError(f"invalid {self.kind} name {name!r}: use lowercase letters, digits, '-' and '_'")
@@ -87,8 +93,13 @@ class NamedTable(Generic[T]):
                 f"{self.kind} {name!r} from {item.source!r} is already registered by {old.source!r};"
                 " rename it, or pass override=True to replace it on purpose"
             )
-        self._items[name] = item
-        return item
+
+    def state(self) -> dict[str, T]:
+        """A copy of the contents, for :meth:`restore`."""
+        return dict(self._items)
+
+    def restore(self, state: dict[str, T]) -> None:
+        self._items = dict(state)
 
     def get(self, name: str) -> T:
         try:

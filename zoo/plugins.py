@@ -179,7 +179,7 @@ class ZooPluginManager:
             register = self._make_register(hook, info, staged)
             try:
                 impl.function(**{arg: register for arg in impl.argnames})
-                self._commit(hook, staged)
+                self._commit(hook, staged, info)
             except Exception as exc:
                 info.errors.append(f"hook {hook} raised {describe(exc)}")
                 continue
@@ -199,8 +199,10 @@ class ZooPluginManager:
                 name = getattr(item, "name", None)
                 if not name or not callable(getattr(item, "main", None)):
                     raise InvalidSpecError("register_commands expects click.Command objects")
-                if name in BUILTIN_COMMANDS or name in self.commands:
-                    owner = "zoo" if name in BUILTIN_COMMANDS else self.commands[name][1]
+                staged_names = {getattr(other, "name", None) for other, _ in staged}
+                if name in BUILTIN_COMMANDS or name in self.commands or name in staged_names:
+                    owner = ("zoo" if name in BUILTIN_COMMANDS
+                             else self.commands[name][1] if name in self.commands else info.name)
                     raise DuplicateNameError(f"command {name!r} from {info.name!r} clashes with one from {owner!r}")
             else:
                 item = _with_source(item, source)
@@ -218,14 +220,8 @@ class ZooPluginManager:
             # every earlier item would make a plugin with a thousand specs quadratic.
             probe = self._probes.setdefault(id(staged), ModelRegistry())
             probe.register(item, validate=False)
-            if not override:
-                for key in (item.name, *item.aliases):
-                    if key in self.models:
-                        owner = self.models.get(key)
-                        raise DuplicateNameError(
-                            f"model name {key!r} from {item.source!r} is already registered by"
-                            f" {owner.source!r}; rename it, or pass override=True to replace it on purpose"
-                        )
+            # The same check the commit makes, so an override whose alias clashes fails here.
+            self.models.check(item, override=override)
         elif hook == "register_weight_sources":
             taken = {s.name: s for s in self.weight_sources} | {s.name: s for s, _ in staged}
             if item.name in taken and not override:
@@ -233,24 +229,38 @@ class ZooPluginManager:
                     f"weight source {item.name!r} from {item.source!r} is already registered by {taken[item.name].source!r}"
                 )
         elif hook == "register_datasets":
-            if item.scheme in self.datasets and not override:
-                self.datasets.register(item)  # raises the duplicate error
+            self.datasets.check(item, override=override)
+            if any(other.scheme == item.scheme for other, _ in staged):
+                raise DuplicateNameError(f"dataset scheme {item.scheme!r} is registered twice by {item.source!r}")
         elif hook == "register_exporters":
-            if item.name in self.exporters and not override:
-                self.exporters.register(item)
+            self.exporters.check(item, override=override)
+            if any(other.name == item.name for other, _ in staged):
+                raise DuplicateNameError(f"export format {item.name!r} is registered twice by {item.source!r}")
 
-    def _commit(self, hook: str, staged: list[tuple[Any, bool]]) -> None:
-        for item, override in staged:
-            if hook == "register_models":
-                self.models.register(item, override=override, validate=False)  # validated when staged
-            elif hook == "register_weight_sources":
-                self.weight_sources = [s for s in self.weight_sources if s.name != item.name] + [item]
-            elif hook == "register_datasets":
-                self.datasets.register(item, override=override)
-            elif hook == "register_exporters":
-                self.exporters.register(item, override=override)
-            else:
-                self.commands[item.name] = (item, item.name)
+    def _commit(self, hook: str, staged: list[tuple[Any, bool]], info: PluginInfo) -> None:
+        # All or nothing: whatever the staging checks missed, a failure here
+        # puts every table back as it was before this plugin's call.
+        saved = (self.models.state(), list(self.weight_sources), self.datasets.state(), self.exporters.state(),
+                 dict(self.commands))
+        try:
+            for item, override in staged:
+                if hook == "register_models":
+                    self.models.register(item, override=override, validate=False)  # validated when staged
+                elif hook == "register_weight_sources":
+                    self.weight_sources = [s for s in self.weight_sources if s.name != item.name] + [item]
+                elif hook == "register_datasets":
+                    self.datasets.register(item, override=override)
+                elif hook == "register_exporters":
+                    self.exporters.register(item, override=override)
+                else:
+                    self.commands[item.name] = (item, info.name)
+        except BaseException:
+            self.models.restore(saved[0])
+            self.weight_sources = saved[1]
+            self.datasets.restore(saved[2])
+            self.exporters.restore(saved[3])
+            self.commands = saved[4]
+            raise
 
     # -- reporting -------------------------------------------------------------
 

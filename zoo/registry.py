@@ -128,6 +128,19 @@ class ModelRegistry:
             raise InvalidSpecError(f"register() takes a zoo.ModelSpec, got {type(spec).__name__}")
         if validate:
             spec.validate()
+        self.check(spec, override=override)
+        old = self._specs.get(spec.name)
+        if old is not None:
+            for alias in old.aliases:
+                self._aliases.pop(alias, None)
+            self.overrides.append((spec.name, old.source, spec.source))
+        self._specs[spec.name] = spec
+        for alias in spec.aliases:
+            self._aliases[alias] = spec.name
+        return spec
+
+    def check(self, spec: ModelSpec, *, override: bool = False) -> None:
+        """Raise the DuplicateNameError that registering ``spec`` would raise; change nothing."""
         for key in (spec.name, *spec.aliases):
             owner = self._specs.get(key) or self._specs.get(self._aliases.get(key, ""))
             if owner is None:
@@ -138,15 +151,13 @@ class ModelRegistry:
                 f"model name {key!r} from {spec.source!r} is already registered by"
                 f" {owner.source!r}; rename it, or pass override=True to replace it on purpose"
             )
-        old = self._specs.get(spec.name)
-        if old is not None:
-            for alias in old.aliases:
-                self._aliases.pop(alias, None)
-            self.overrides.append((spec.name, old.source, spec.source))
-        self._specs[spec.name] = spec
-        for alias in spec.aliases:
-            self._aliases[alias] = spec.name
-        return spec
+
+    def state(self) -> tuple[Any, ...]:
+        """A copy of the contents, for :meth:`restore` (a plugin's hook call is all-or-nothing)."""
+        return dict(self._specs), dict(self._aliases), list(self.overrides)
+
+    def restore(self, state: tuple[Any, ...]) -> None:
+        self._specs, self._aliases, self.overrides = dict(state[0]), dict(state[1]), list(state[2])
 
     def __contains__(self, name: str) -> bool:
         return name in self._specs or name in self._aliases
