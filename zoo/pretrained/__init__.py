@@ -45,6 +45,7 @@ __all__ = [
     "remap_state_dict",
     "resolve_weights",
     "unwrap_state_dict",
+    "weight_file_kind",
 ]
 
 PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".pkl")
@@ -74,7 +75,13 @@ def read_weight_file(path: str | os.PathLike) -> dict[str, Any]:
         return load_state_dict(path)
     if not path.is_file():
         raise CheckpointError(f"weight file {str(path)!r} does not exist")
-    if path.suffix == ".safetensors":
+    kind = weight_file_kind(path)
+    if kind is None:
+        raise CheckpointError(
+            f"{str(path)!r} is not a PyTorch or safetensors weight file (expected a .safetensors file,"
+            " or a .pth/.pt/.bin saved with torch.save)"
+        )
+    if kind == "safetensors":
         from safetensors.torch import load_file
 
         try:
@@ -94,6 +101,19 @@ def read_weight_file(path: str | os.PathLike) -> dict[str, Any]:
             ) from None
         raise CheckpointError(f"cannot read weight file {str(path)!r}: {first_line(exc)}") from None
     return unwrap_state_dict(obj, path)
+
+
+def weight_file_kind(path: str | os.PathLike) -> str | None:
+    """``"safetensors"``, ``"torch"`` (zip or legacy pickle from torch.save) or None, from the first bytes."""
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if head.startswith(b"PK\x03\x04") or (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5):
+        return "torch"
+    if len(head) >= 9:
+        size = int.from_bytes(head[:8], "little")
+        if 2 <= size <= os.path.getsize(path) - 8 and head[8:9] == b"{":
+            return "safetensors"
+    return None
 
 
 def unwrap_state_dict(obj: Any, path: str | os.PathLike = "weights") -> dict[str, Any]:
