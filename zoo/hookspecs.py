@@ -55,6 +55,20 @@ def register_weight_sources(register: Callable[..., object]) -> None:
     """
 
 
+@hookspec
+def register_weights(register: Callable[..., object]) -> None:
+    """Attach pretrained weights to an architecture that is already registered.
+
+    Call ``register(model_name, weights)`` with a registered name (or alias),
+    for example ``"timm/tf_efficientnet_lite0"`` or a built-in, and a
+    :class:`zoo.PretrainedWeights`. The weights are appended to that spec's
+    ``weights``, so the model is not registered again. Runs after every
+    plugin's ``register_models``, so a plugin can attach weights to another
+    plugin's model. An unknown model name, or a tag the model already has,
+    fails the plugin's whole call (shown by ``zoo plugins``).
+    """
+
+
 # -- datasets ------------------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ import pluggy
 from zoo import hookspecs
 from zoo.errors import DuplicateNameError, InvalidSpecError, UnknownModelError, ZooError
 from zoo.extensions import DatasetSource, ExportFormat, NamedTable, WeightSource
-from zoo.registry import ModelRegistry, ModelSpec
+from zoo.registry import ModelRegistry, ModelSpec, PretrainedWeights, check_new_tag
 from zoo.text import describe
 
 ENTRY_POINT_GROUP = "zoo"
@@ -41,6 +41,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
 
 HOOK_NAMES = (
     "register_models",
+    "register_weights",
     "register_weight_sources",
     "register_datasets",
     "register_exporters",
@@ -192,7 +193,10 @@ class ZooPluginManager:
         source = "builtin" if info.builtin else info.name
         expected = _ITEM_TYPE[hook]
 
-        def register(item: Any, *, override: bool = False) -> Any:
+        def register(item: Any, weights: Any = None, *, override: bool = False) -> Any:
+            if hook == "register_weights":  # register(model_name, weights)
+                staged.append((self._stage_weights(item, weights, source, staged), False))
+                return weights
             if expected is not None and not isinstance(item, expected):
                 raise InvalidSpecError(f"{hook} expects {expected.__name__} objects, got {type(item).__name__}")
             if hook == "register_commands":
@@ -211,6 +215,15 @@ class ZooPluginManager:
             return item
 
         return register
+
+    def _stage_weights(self, name: Any, weights: Any, source: str, staged: list[tuple[Any, bool]]) -> tuple[str, Any]:
+        if not isinstance(name, str):
+            raise InvalidSpecError(f"register_weights takes (model_name, PretrainedWeights), got {type(name).__name__}")
+        spec = self.models.get(name)  # UnknownModelError, with suggestions, fails the call
+        if isinstance(weights, PretrainedWeights):
+            weights = _with_source(weights, source)
+        check_new_tag(spec, weights, staged=[w.tag for (n, w), _ in staged if n == spec.name])
+        return spec.name, weights
 
     def _check_staged(self, hook: str, item: Any, staged: list[tuple[Any, bool]], override: bool) -> None:
         # Validate now, so the plugin sees the error where it made the mistake.
@@ -246,6 +259,8 @@ class ZooPluginManager:
             for item, override in staged:
                 if hook == "register_models":
                     self.models.register(item, override=override, validate=False)  # validated when staged
+                elif hook == "register_weights":
+                    self.models.attach_weights(*item)
                 elif hook == "register_weight_sources":
                     self.weight_sources = [s for s in self.weight_sources if s.name != item.name] + [item]
                 elif hook == "register_datasets":
@@ -282,6 +297,7 @@ class ZooPluginManager:
 
 _KIND = {
     "register_models": "models",
+    "register_weights": "weights",
     "register_weight_sources": "weight_sources",
     "register_datasets": "datasets",
     "register_exporters": "exporters",
@@ -289,6 +305,7 @@ _KIND = {
 }
 _ITEM_TYPE: dict[str, type | None] = {
     "register_models": ModelSpec,
+    "register_weights": None,
     "register_weight_sources": WeightSource,
     "register_datasets": DatasetSource,
     "register_exporters": ExportFormat,
@@ -303,6 +320,8 @@ def _with_source(item: Any, source: str) -> Any:
 
 
 def _item_name(item: Any) -> str:
+    if isinstance(item, tuple):  # (model name, PretrainedWeights) from register_weights
+        return f"{item[0]}.{item[1].tag}"
     for attr in ("name", "scheme"):
         value = getattr(item, attr, None)
         if isinstance(value, str):

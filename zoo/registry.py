@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
 from zoo.errors import DuplicateNameError, InvalidSpecError, UnknownModelError
@@ -34,12 +34,17 @@ class PretrainedWeights:
     filename: str | None = None  # file name in $TORCH_HOME/hub/checkpoints
     hf_hub_id: str | None = None  # "timm/resnet34.a1_in1k"
     package_file: str | None = None  # "package:relative/path" shipped inside a distribution
-    layout: str = "native"  # key layout of the file: "native", "torchvision", "timm", ...
+    distribution: str | None = None  # the pip name of the distribution that ships package_file
+    layout: str = "native"  # key layout of the file: "native", "torchvision", "timm", "efficientnet_pytorch", ...
     num_classes: int | None = None
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    input_size: tuple[int, int, int] | None = None  # (C, H, W) the weights were trained at
     class_names: tuple[str, ...] | None = None
+    license: str = ""  # SPDX id where known: "Apache-2.0"
+    sha256: str | None = None  # hex digest of the file; a file that differs is refused
     description: str = ""
+    source: str = ""  # the plugin that registered or attached these weights
 
 
 @dataclass(frozen=True)
@@ -159,6 +164,14 @@ class ModelRegistry:
     def restore(self, state: tuple[Any, ...]) -> None:
         self._specs, self._aliases, self.overrides = dict(state[0]), dict(state[1]), list(state[2])
 
+    def attach_weights(self, name: str, weights: PretrainedWeights) -> ModelSpec:
+        """Add ``weights`` to the spec registered as ``name`` (or an alias); a tag it has is refused."""
+        spec = self.get(name)
+        check_new_tag(spec, weights)
+        updated = replace(spec, weights=(*spec.weights, weights))
+        self._specs[spec.name] = updated
+        return updated
+
     def __contains__(self, name: str) -> bool:
         return name in self._specs or name in self._aliases
 
@@ -231,3 +244,19 @@ class ModelRegistry:
 def natural_key(text: str) -> list[Any]:
     """Sort 'resnet18' before 'resnet101', as timm's list_models does."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def check_new_tag(spec: ModelSpec, weights: PretrainedWeights, staged: Iterable[str] = ()) -> None:
+    """Raise :class:`DuplicateNameError` when ``spec`` (or a staged attachment) already has ``weights.tag``."""
+    if not isinstance(weights, PretrainedWeights):
+        raise InvalidSpecError(f"weights for {spec.name} must be zoo.PretrainedWeights, got {type(weights).__name__}")
+    if not weights.tag or not isinstance(weights.tag, str):
+        raise InvalidSpecError(f"weights for {spec.name} need a tag such as 'in1k'")
+    owner = next((w.source or spec.source for w in spec.weights if w.tag == weights.tag), None)
+    if owner is None and weights.tag in staged:
+        owner = weights.source
+    if owner is not None:
+        raise DuplicateNameError(
+            f"weights {spec.name}.{weights.tag} from {weights.source or '?'!r} are already registered by"
+            f" {owner!r}; pick another tag"
+        )

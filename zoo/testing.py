@@ -94,6 +94,7 @@ class PluginReport:
     """What :func:`check_plugin` found."""
 
     models: list[str] = field(default_factory=list)
+    weights: list[str] = field(default_factory=list)  # "model.tag" attached by register_weights
     weight_sources: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)
     exporters: list[str] = field(default_factory=list)
@@ -131,7 +132,7 @@ def check_plugin(
     info = manager.register_plugin(plugin, name=name)
     report = PluginReport()
     report.problems.extend(info.errors)
-    for kind in ("models", "weight_sources", "datasets", "exporters", "commands"):
+    for kind in ("models", "weights", "weight_sources", "datasets", "exporters", "commands"):
         getattr(report, kind).extend(info.registered.get(kind, []))
     if not any(info.registered.values()) and not info.errors:
         report.problems.append(f"{name}: implements no hook that registered anything")
@@ -143,9 +144,47 @@ def check_plugin(
                 report.problems.append(f"{model_name}: {exc}")
                 continue
             report.problems.extend(check_model(spec, num_classes=num_classes, check_params=True))
+    if build:
+        for attached in report.weights:
+            model_name, _, tag = attached.rpartition(".")
+            report.problems.extend(check_weights(manager.models.get(model_name), tag))
     if raise_on_problem and report.problems:
         raise AssertionError("plugin check failed:\n  " + "\n  ".join(report.problems))
     return report
+
+
+def check_weights(spec: Any, tag: str) -> list[str]:
+    """Problems with one set of a spec's weights (empty when fine).
+
+    The record must be consistent (class names for its class count, mean and
+    std of one length). When the file is on this machine it is loaded into
+    the model, which must then give one logit per class name.
+    """
+    import torch
+
+    from zoo.factory import create_model
+    from zoo.pretrained import locate_weights, pick_weights
+
+    label = f"{spec.name}.{tag}"
+    weights = pick_weights(spec, tag)
+    problems = []
+    if weights.class_names is not None and weights.num_classes not in (None, len(weights.class_names)):
+        problems.append(f"{label}: {len(weights.class_names)} class names for {weights.num_classes} classes")
+    if (weights.mean is None) != (weights.std is None) or (weights.mean and len(weights.mean) != len(weights.std)):
+        problems.append(f"{label}: mean and std must both be given, with the same length")
+    if problems or locate_weights(spec, weights) is None:
+        return problems
+    try:
+        model = create_model(spec, num_classes=weights.num_classes, pretrained=tag).eval()
+        size = weights.input_size or spec.input_size
+        with torch.no_grad():
+            out = model(torch.randn(1, *size))
+    except Exception as exc:
+        return [f"{label}: does not load: {type(exc).__name__}: {exc}"]
+    width = len(weights.class_names) if weights.class_names else weights.num_classes
+    if width is not None and out.shape[-1] != width:
+        problems.append(f"{label}: the model gives {out.shape[-1]} logits, the weights name {width} classes")
+    return problems
 
 
 def check_model(spec: Any, *, num_classes: int = 3, batch: int = 2, check_params: bool = False) -> list[str]:

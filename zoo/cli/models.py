@@ -72,6 +72,7 @@ def info_command(name: str, num_classes: int | None, in_chans: int | None, model
     info = {**spec.to_dict(), **desc}
     info["num_classes"] = model.zoo_arch["num_classes"]
     info["input_size"] = [model.zoo_arch["in_chans"], *spec.input_size[1:]]
+    info["weights"] = [_weights_status(spec, w) for w in spec.weights]
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
         return
@@ -93,8 +94,29 @@ def info_command(name: str, num_classes: int | None, in_chans: int | None, model
     if spec.aliases:
         lines.append(f"aliases:        {', '.join(spec.aliases)}")
     if spec.weights:
-        lines.append(f"weights:        {', '.join(w.tag for w in spec.weights)}")
+        lines.append("weights:")
+        for w in info["weights"]:
+            where = f"{w['source']}: {w['path']}" if w["path"] else f"not found: {w['ways_out']}"
+            extra = ", ".join(x for x in (w["license"] and f"license {w['license']}", w["from"] and f"from {w['from']}") if x)
+            lines.append(f"  {w['tag']:<14}  {where}" + (f"  ({extra})" if extra else ""))
     lines.append("layers:")
     rows = [[layer["name"], layer["type"], f"{layer['params']:,}"] for layer in desc["layers"]]
     lines += ["  " + line for line in table(rows, ["NAME", "TYPE", "PARAMS"]).splitlines()]
     click.echo("\n".join(lines))
+
+
+def _weights_status(spec, weights) -> dict:
+    """Where one set of weights is on this machine (offline look-up only), or why not."""
+    from zoo.pretrained import locate_weights, ways_out
+
+    found = locate_weights(spec, weights)
+    return {
+        "tag": weights.tag,
+        "path": found[0] if found else None,
+        "source": found[1] if found else None,
+        "ways_out": None if found else ways_out(spec, weights),
+        "license": weights.license or None,
+        "from": weights.source if weights.source and weights.source != spec.source else None,
+        "classes": weights.num_classes,
+        "layout": weights.layout,
+    }

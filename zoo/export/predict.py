@@ -23,7 +23,8 @@ class TorchModel(Predictor):
 
     def __init__(self, source: str | os.PathLike, *, device: str = "auto") -> None:
 
-        model, config = load_source(source)
+        # A registry name predicts with its pretrained weights: without them the outputs mean nothing.
+        model, config = load_source(source, pretrained=not Path(source).exists())
         self.config = config
         self.name = Path(source).name
         self.module, self.task = forward_module(model, config)

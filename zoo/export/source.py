@@ -43,13 +43,15 @@ def load_source(
         raise
     model = create_model(spec, num_classes=num_classes, pretrained=pretrained, **(model_kwargs or {}))
     model.eval()
-    class_names = None
-    if pretrained and num_classes in (None, spec.num_classes):
-        for weights in spec.weights:
-            if weights.class_names and (pretrained is True or weights.tag == pretrained):
-                class_names = list(weights.class_names)
-                break
-    config = checkpoint.make_config(model, class_names=class_names)
+    # The set of weights that loaded says what the outputs mean and how inputs are normalised.
+    tag = (getattr(model, "zoo_pretrained", None) or {}).get("tag")
+    weights = next((w for w in spec.weights if w.tag == tag), None) if pretrained else None
+    norm: dict[str, Any] = {}
+    if weights is not None:
+        norm = {"mean": weights.mean, "std": weights.std, "input_size": weights.input_size}
+        if weights.class_names and num_classes in (None, len(weights.class_names)):
+            norm["class_names"] = list(weights.class_names)
+    config = checkpoint.make_config(model, **norm)
     return model, config
 
 

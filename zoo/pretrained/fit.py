@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from zoo.errors import CheckpointError
 
@@ -37,53 +37,74 @@ LAYOUT_CONVERTERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 }
 
 
-def remap_state_dict(state: dict[str, Any], model_keys: Mapping[str, Any], layout: str = "native") -> dict[str, Any]:
+def remap_state_dict(state: dict[str, Any], model_keys: Mapping[str, Any], layout: str = "native",
+                     classifier: Iterable[str] = ()) -> dict[str, Any]:
     """Rename ``state``'s keys to the model's: layout converter, then prefix alignment, then order.
 
-    ``model_keys`` maps the model's keys to tensors (its state dict). Returns
-    the renamed dict; keys it cannot place are left as they were, so the
-    fitting step reports them.
+    ``model_keys`` maps the model's keys to tensors (its state dict);
+    ``classifier`` names the model's classifier keys, whose shapes may differ
+    when tensors are matched by order (another class count). Returns the
+    renamed dict; keys it cannot place are left as they were, so the fitting
+    step reports them.
     """
+    renamed, _ = remap_with_origin(state, model_keys, layout, classifier)
+    return renamed
+
+
+def remap_with_origin(state: dict[str, Any], model_keys: Mapping[str, Any], layout: str = "native",
+                      classifier: Iterable[str] = ()) -> tuple[dict[str, Any], dict[str, str]]:
+    """Like :func:`remap_state_dict`, plus ``{new key: the file's key}`` so errors name the file's own keys."""
     converter = LAYOUT_CONVERTERS.get(layout)
     if converter is not None:
         state = converter(state)
-    if _overlap(state, model_keys) == len(state):
-        return state
+    identity = {k: k for k in state}
+    if all(k in model_keys for k in state):  # the model's own names: shapes are checked when fitting
+        return state, identity
     if any(_DENSENET_OLD.match(k) for k in state):
         state = _densenet_legacy(state)
-    best, best_overlap = state, _overlap(state, model_keys)
-    for candidate in _prefix_variants(state, model_keys):
-        overlap = _overlap(candidate, model_keys)
-        if overlap > best_overlap:
-            best, best_overlap = candidate, overlap
+        identity = {k: k for k in state}
+    best, best_overlap = identity, _overlap(state, model_keys)
+    for names in _prefix_variants(state, model_keys):
+        overlap = _overlap({new: state[old] for new, old in names.items()}, model_keys)
+        # A wrapper's prefix renames most keys into place; one key landing by chance is no alignment.
+        if overlap > best_overlap and 2 * overlap >= len(state):
+            best, best_overlap = names, overlap
     if best_overlap < len(best):
-        by_order = _match_by_order(best, model_keys)
+        by_order = _match_by_order(state, model_keys, set(classifier))
         if by_order is not None:
-            return by_order
-    return best
+            return {new: state[old] for new, old in by_order.items()}, by_order
+    return {new: state[old] for new, old in best.items()}, best
 
 
 def _overlap(state: Mapping[str, Any], model_keys: Mapping[str, Any]) -> int:
-    return sum(1 for k in state if k in model_keys)
+    # Keys present on both sides with the same shape: a rename that lands on
+    # a tensor of another shape is no alignment.
+    return sum(1 for k, v in state.items() if k in model_keys and _shape(v) == _shape(model_keys[k]))
+
+
+def _shape(value: Any) -> tuple[int, ...]:
+    return tuple(getattr(value, "shape", ()))
 
 
 def _prefix_variants(state: dict[str, Any], model_keys: Mapping[str, Any]):
-    """The file's keys with one leading component removed, or one of the model's added."""
+    """``{new key: file key}`` with one leading component removed, or one of the model's added."""
     file_heads = {k.split(".", 1)[0] + "." for k in state if "." in k}
     model_heads = {k.split(".", 1)[0] + "." for k in model_keys if "." in k}
     for head in file_heads:  # a wrapper in the file: "model.layer1..." -> "layer1..."
-        yield {(k[len(head):] if k.startswith(head) else k): v for k, v in state.items()}
+        yield {(k[len(head):] if k.startswith(head) else k): k for k in state}
     for head in model_heads:  # a wrapper in the model: "layer1..." -> "backbone.layer1..."
-        yield {head + k: v for k, v in state.items()}
+        yield {head + k: k for k in state}
     for old in file_heads:
         for new in model_heads:
             if old != new:
-                yield {(new + k[len(old):] if k.startswith(old) else k): v for k, v in state.items()}
+                yield {(new + k[len(old):] if k.startswith(old) else k): k for k in state}
 
 
-def _match_by_order(state: dict[str, Any], model_keys: Mapping[str, Any]) -> dict[str, Any] | None:
+def _match_by_order(state: dict[str, Any], model_keys: Mapping[str, Any],
+                    classifier: set[str] = frozenset()) -> dict[str, str] | None:
     # Same tensors in the same order under other names (another library's
-    # module naming): accept only when every shape lines up.
+    # module naming): accept only when every shape lines up, except the
+    # classifier's, which fitting then drops (another class count).
     def counters(k: str, v: Any) -> bool:  # BatchNorm's num_batches_tracked, under any name
         return k.endswith("num_batches_tracked") or (getattr(v, "ndim", 1) == 0 and not v.is_floating_point())
 
@@ -91,9 +112,10 @@ def _match_by_order(state: dict[str, Any], model_keys: Mapping[str, Any]) -> dic
     file_items = [(k, v) for k, v in state.items() if not counters(k, v)]
     if len(file_items) != len(model_items):
         return None
-    if any(tuple(fv.shape) != tuple(mv.shape) for (_, fv), (_, mv) in zip(file_items, model_items)):
-        return None
-    return {mk: fv for (mk, _), (_, fv) in zip(model_items, file_items)}
+    for (fk, fv), (mk, mv) in zip(file_items, model_items):
+        if _shape(fv) != _shape(mv) and not (mk in classifier and len(_shape(fv)) == len(_shape(mv))):
+            return None
+    return {mk: fk for (mk, _), (fk, _) in zip(model_items, file_items)}
 
 
 # -- fitting -------------------------------------------------------------------
@@ -120,44 +142,54 @@ def fit_state_dict(model: Any, state: dict[str, Any], spec: Any = None, *, sourc
 
     Returns ``{"missing": [...], "dropped": [...]}`` (keys left at their
     initial values; file keys dropped). Raises :class:`CheckpointError` naming
-    the first key whose shape does not match, or that one side lacks.
+    the first key whose shape does not match, or that one side lacks; a key
+    of the file is named as the file spells it.
     """
     own = model.state_dict()
-    state = remap_state_dict(state, own)
     head = classifier_keys(model, spec)
+    state, origin = remap_with_origin(state, own, classifier=head)
     dropped: list[str] = []
     # A classifier for another class count is dropped, as timm does.
     for key in sorted(head):
         if key in state and tuple(state[key].shape) != tuple(own[key].shape):
-            dropped.extend(k for k in sorted(head) if k in state)
+            dropped.extend(origin.get(k, k) for k in sorted(head) if k in state)
             for k in head:
                 state.pop(k, None)
             break
     state = _adapt_first_conv(state, own, spec)
+    prefix = f"weights from {source} do not fit {_arch_name(model)}: first mismatching key"
     for key, value in state.items():
         if key in own and tuple(value.shape) != tuple(own[key].shape):
             raise CheckpointError(
-                f"weights from {source} do not fit {_arch_name(model)}: first mismatching key {key!r}"
-                f" has shape {tuple(value.shape)} in the file, {tuple(own[key].shape)} in the model"
+                f"{prefix} {_file_key(key, origin)} has shape {tuple(value.shape)} in the file,"
+                f" {tuple(own[key].shape)} in the model"
             )
     unexpected = [k for k in state if k not in own]
     # The file may carry a classifier the model does not have (num_classes=0).
     unexpected_body = [k for k in unexpected if not _looks_like_classifier(k, spec)]
     if unexpected_body:
         raise CheckpointError(
-            f"weights from {source} do not fit {_arch_name(model)}: first mismatching key {unexpected_body[0]!r}"
-            f" is not in the model ({len(unexpected_body)} such keys); is it another architecture?"
+            f"{prefix} {_file_key(unexpected_body[0], origin)} is not in the model"
+            f" ({len(unexpected_body)} such keys); is it another architecture?"
         )
-    dropped.extend(unexpected)
+    dropped.extend(origin.get(k, k) for k in unexpected)
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     missing_body = [k for k in missing if k not in head]
     if missing_body:
+        present = next((origin.get(k, k) for k in state), None)
+        have = f"; the file's first key is {present!r}" if present else "; the file holds no tensors for it"
         raise CheckpointError(
-            f"weights from {source} do not fit {_arch_name(model)}: first mismatching key {missing_body[0]!r}"
-            f" is missing from the file ({len(missing_body)} keys missing)"
+            f"weights from {source} do not fit {_arch_name(model)}: the model's {missing_body[0]!r} has no"
+            f" tensor in the file ({len(missing_body)} missing){have}; is it another architecture?"
         )
     model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
     return {"missing": missing, "dropped": dropped}
+
+
+def _file_key(key: str, origin: Mapping[str, str]) -> str:
+    """The key as the file spells it, and the model's name for it when they differ."""
+    original = origin.get(key, key)
+    return repr(original) if original == key else f"{original!r} (the model's {key!r})"
 
 
 def _adapt_first_conv(state: dict[str, Any], own: Mapping[str, Any], spec: Any) -> dict[str, Any]:

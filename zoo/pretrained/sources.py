@@ -72,6 +72,16 @@ def find_package_file(spec: Any, weights: Any, allow_download: bool = False) -> 
     return str(path) if path.is_file() else None
 
 
+def package_installed(ref: str) -> bool:
+    """Whether the import package of a ``"pkg:rel/path"`` reference can be found."""
+    from importlib.util import find_spec
+
+    try:
+        return find_spec(ref.partition(":")[0]) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def find_torch_hub_cache(spec: Any, weights: Any, allow_download: bool = False) -> str | None:
     """``$TORCH_HOME/hub/checkpoints/<name>``, where torchvision keeps downloads."""
     name = weight_file_name(weights)

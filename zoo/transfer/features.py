@@ -6,7 +6,8 @@ small MLP: milliseconds per epoch instead of a full forward pass).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -60,13 +61,36 @@ def extract_features(
     was = model.training
     model.eval()
     out = []
-    for start in range(0, len(images), batch_size):
-        x = normalise(images[start:start + batch_size].to(device))
-        out.append(model.forward_head(model.forward_features(x), pre_logits=True).float().cpu())
-        if progress is not None:
-            progress(min(start + batch_size, len(images)), len(images))
+    # Small forward chunks keep the activations of a 224x224 ImageNet net in cache and memory
+    # (a batch of 256 holds GBs), and channels-last runs CPU convolutions faster; both are
+    # undone afterwards, and neither changes what is computed.
+    chunk = min(batch_size, FORWARD_CHUNK)
+    with channels_last(model, device):
+        for start in range(0, len(images), chunk):
+            x = normalise(images[start:start + chunk].to(device))
+            if x.ndim == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            out.append(model.forward_head(model.forward_features(x), pre_logits=True).float().cpu())
+            if progress is not None:
+                progress(min(start + chunk, len(images)), len(images))
     model.train(was)
     return torch.cat(out) if out else torch.empty(0, int(getattr(model, "num_features", 0)))
+
+
+FORWARD_CHUNK = 32
+
+
+@contextmanager
+def channels_last(model: nn.Module, device: str | torch.device = "cpu") -> Iterator[None]:
+    """Run ``model`` in channels-last memory format on the CPU, then put its weights back as they were."""
+    if torch.device(device).type != "cpu" or not any(p.ndim == 4 for p in model.parameters()):
+        yield
+        return
+    model.to(memory_format=torch.channels_last)
+    try:
+        yield
+    finally:
+        model.to(memory_format=torch.contiguous_format)
 
 
 @torch.no_grad()
