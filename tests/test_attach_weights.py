@@ -103,7 +103,7 @@ def test_a_missing_distribution_names_the_pip_command(attached):
         zoo.create_model("cifar8_resnet", pretrained="elsewhere")
     assert str(info.value).endswith("pip install zoo-no-such-weights") and "\n" not in str(info.value)
     # without a tag, the first set on disk is used
-    assert zoo.create_model("cifar8_resnet", pretrained=True).zoo_pretrained["tag"] == "cifar8"
+    assert zoo.model_info(zoo.create_model("cifar8_resnet", pretrained=True)).pretrained["tag"] == "cifar8"
 
 
 def test_zoo_info_lists_found_and_missing_weights(attached):

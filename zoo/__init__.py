@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from zoo.hookspecs import hookimpl  # noqa: E402  (``@zoo.hookimpl`` marks a plugin's hooks)
 from zoo.errors import ZooError  # noqa: E402
 from zoo.extensions import DatasetSource, ExportFormat, WeightSource  # noqa: E402
+from zoo.hookspecs import hookimpl  # noqa: E402  (``@zoo.hookimpl`` marks a plugin's hooks)
 from zoo.plugins import get_spec, list_models, list_specs  # noqa: E402
-from zoo.registry import ModelSpec, PretrainedWeights  # noqa: E402
+from zoo.registry import ModelInfo, ModelSpec, PretrainedWeights, model_info  # noqa: E402
 
 # name -> "module:attribute", imported when first touched
 _LAZY = {
@@ -32,7 +32,9 @@ __all__ = [
     "__version__",
     "hookimpl",
     "ZooError",
+    "ModelInfo",
     "ModelSpec",
+    "model_info",
     "PretrainedWeights",
     "WeightSource",
     "DatasetSource",

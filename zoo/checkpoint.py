@@ -41,6 +41,7 @@ from zoo.io import (
     write_json,
 )
 from zoo.plugins import get_spec
+from zoo.registry import model_info
 from zoo.text import describe, detail_line
 
 # Config entries that rebuild what create_model alone cannot (a swapped head):
@@ -67,30 +68,30 @@ def make_config(
     **extra: Any,
 ) -> dict[str, Any]:
     """The config.json for ``model`` (built by :func:`zoo.create_model`)."""
-    arch = getattr(model, "zoo_arch", None)
-    if not arch:
+    info = model_info(model)
+    if info is None:
         raise CheckpointError("model was not built by zoo.create_model, so its architecture is unknown")
     from zoo import __version__
 
-    spec = get_spec(arch["name"])
+    spec = get_spec(info.name)
     try:
         import torch
 
         torch_version = torch.__version__
     except ImportError:  # pragma: no cover - checkpoints are written with torch
         torch_version = None
-    num_classes = int(arch["num_classes"])
+    num_classes = int(info.num_classes)
     config: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
-        "architecture": arch["name"],
-        "model_kwargs": dict(arch.get("kwargs", {})),
+        "architecture": info.name,
+        "model_kwargs": dict(info.kwargs),
         "num_classes": num_classes,
-        "in_chans": int(arch["in_chans"]),
+        "in_chans": int(info.in_chans),
         "class_names": list(class_names) if class_names is not None else [str(i) for i in range(num_classes)],
         "mean": list(mean if mean is not None else spec.mean),
         "std": list(std if std is not None else spec.std),
-        "input_size": list(input_size if input_size is not None else (arch["in_chans"], *spec.input_size[1:])),
-        "adapters": list(getattr(model, "zoo_adapters", [])),
+        "input_size": list(input_size if input_size is not None else (info.in_chans, *spec.input_size[1:])),
+        "adapters": list(info.adapters),
         "train_args": dict(train_args or {}),
         "metrics": dict(metrics or {}),
         "versions": {"zoo": __version__, "torch": torch_version},
@@ -182,7 +183,7 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str = "cpu"):
         raise CheckpointError(f"weights in {str(path)!r} do not fit {config['architecture']}: {detail_line(exc)}") from None
     model.to(map_location)
     model.eval()
-    model.zoo_config = config
+    model_info(model).config = config
     return model, config
 
 

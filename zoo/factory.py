@@ -7,7 +7,7 @@ from typing import Any
 from zoo._lazy import resolve
 from zoo.errors import ZooError
 from zoo.plugins import get_spec
-from zoo.registry import ModelSpec
+from zoo.registry import ModelInfo, ModelSpec
 
 
 def create_model(
@@ -43,7 +43,7 @@ def create_model(
             raise ZooError(f"{spec.name}: {exc}; see 'zoo info {spec.name}' for its arguments") from exc
         raise
     # What checkpoints need to rebuild this model later.
-    model.zoo_arch = {"name": spec.name, "kwargs": dict(kwargs), "num_classes": nc, "in_chans": ic}
+    model.zoo_info = ModelInfo(name=spec.name, kwargs=dict(kwargs), num_classes=nc, in_chans=ic)
     if pretrained or weights:
         from zoo.pretrained import load_pretrained
 

@@ -120,6 +120,36 @@ class ModelSpec:
         }
 
 
+@dataclass
+class ModelInfo:
+    """What zoo knows about one built model, kept on it as ``model.zoo_info`` (see :func:`model_info`).
+
+    ``name``/``kwargs``/``num_classes``/``in_chans`` rebuild the architecture;
+    ``adapters`` are the config entries that rebuild what ``create_model``
+    alone cannot (a swapped head); ``pretrained`` says which weights were
+    loaded (path, source, tag, missing and dropped keys); ``config`` is the
+    checkpoint config the model was loaded from, if any. A head swap keeps the
+    record and adds its adapter.
+    """
+
+    name: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    num_classes: int = 0
+    in_chans: int = 3
+    adapters: list[dict[str, Any]] = field(default_factory=list)
+    pretrained: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
+
+
+INFO_ATTRIBUTE = "zoo_info"
+
+
+def model_info(model: Any) -> ModelInfo | None:
+    """The :class:`ModelInfo` of a model built by ``zoo.create_model`` (or loaded by ``zoo.load``); else None."""
+    info = getattr(model, INFO_ATTRIBUTE, None)
+    return info if isinstance(info, ModelInfo) else None
+
+
 class ModelRegistry:
     """Name → spec, with aliases. Duplicates are refused unless overriding is asked for."""
 

@@ -112,7 +112,7 @@ def test_resume_refuses_another_architecture_or_class_count(trained, folder, tmp
 def _resume_other_arch(out, folder, tmp_path):
     # A model that claims another architecture name is enough to trip the check.
     model = zoo.create_model("net", num_classes=3)
-    model.zoo_arch = {**model.zoo_arch, "name": "some_other_net"}
+    zoo.model_info(model).name = "some_other_net"
     Trainer(model, load_image_data(folder, (3, 32, 32)), out=str(tmp_path / "o1"), resume=str(out / "last"),
             epochs=1, **FAST).fit()
 

@@ -33,16 +33,16 @@ def test_foreign_names_with_another_class_count_load_by_order(tmp_path):
     body = [k for k in state if not k.startswith("fc.") and not k.endswith("num_batches_tracked")]
     assert body and all(torch.equal(own[k], state[k]) for k in body)
     assert own["fc.weight"].shape == (2, own["fc.weight"].shape[1])
-    assert model.zoo_pretrained["missing"] == ["fc.weight", "fc.bias"]
+    assert zoo.model_info(model).pretrained["missing"] == ["fc.weight", "fc.bias"]
     # the dropped classifier is named as the file spells it
-    assert len(model.zoo_pretrained["dropped"]) == 2 and all(k.startswith("_layer") for k in model.zoo_pretrained["dropped"])
+    assert len(zoo.model_info(model).pretrained["dropped"]) == 2 and all(k.startswith("_layer") for k in zoo.model_info(model).pretrained["dropped"])
 
 
 def test_foreign_names_with_the_same_class_count_keep_the_classifier(tmp_path):
     path, state = foreign_file(tmp_path, num_classes=8, suffix=".safetensors")
     model = zoo.create_model("cifar8_resnet", weights=str(path))
     assert torch.equal(model.state_dict()["fc.weight"], state["fc.weight"])
-    assert model.zoo_pretrained["missing"] == []
+    assert zoo.model_info(model).pretrained["missing"] == []
 
 
 def test_foreign_file_that_fits_only_partly_names_a_key_of_the_file(tmp_path):

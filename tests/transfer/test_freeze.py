@@ -101,3 +101,24 @@ def test_frozen_parameters_and_buffers_are_bit_identical_after_training(tiny_fol
         assert torch.equal(before[key], after[key]), key
     assert not torch.equal(before["layer3.conv1.weight"], after["layer3.conv1.weight"])
     assert not torch.equal(before["layer3.bn1.running_mean"], after["layer3.bn1.running_mean"])
+
+
+def test_one_metadata_record_survives_head_swaps_and_checkpoints(tmp_path):
+    import zoo
+    from zoo.checkpoint import load_checkpoint, make_config, save_checkpoint
+    from zoo.transfer.heads import replace_head
+
+    model = zoo.create_model("cifar8_resnet", pretrained=True)
+    info = zoo.model_info(model)
+    assert isinstance(info, zoo.ModelInfo) and (info.name, info.num_classes) == ("cifar8_resnet", 8)
+    assert info.pretrained["tag"] == "cifar8"
+    linear = replace_head(model, 3)
+    assert zoo.model_info(linear).num_classes == 3 and zoo.model_info(linear).pretrained["tag"] == "cifar8"
+    wrapped = replace_head(zoo.create_model("cifar8_resnet", pretrained=True), 2, "mlp:16")
+    kept = zoo.model_info(wrapped)
+    assert kept.num_classes == 2 and kept.adapters[-1]["type"] == "head" and kept.pretrained["tag"] == "cifar8"
+    assert not any(hasattr(wrapped, a) for a in ("zoo_arch", "zoo_adapters", "zoo_pretrained", "zoo_config"))
+    save_checkpoint(tmp_path / "ck", wrapped, make_config(wrapped, class_names=["a", "b"]))
+    loaded, config = load_checkpoint(tmp_path / "ck")
+    again = zoo.model_info(loaded)
+    assert again.adapters == kept.adapters and again.num_classes == 2 and again.config == config

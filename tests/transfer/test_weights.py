@@ -40,7 +40,7 @@ def test_torch_hub_cache_is_found_offline(caches, no_network):
     resolved = load_pretrained(model, spec)
     assert resolved.source == "torch-hub-cache" and resolved.path == str(target)
     assert same(model, state)
-    assert model.zoo_pretrained["dropped"] == ["fc.bias", "fc.weight"]  # 8-class head dropped for 3 classes
+    assert zoo.model_info(model).pretrained["dropped"] == ["fc.bias", "fc.weight"]  # 8-class head dropped for 3 classes
 
 
 def test_hf_cache_is_found_offline(caches, no_network):
@@ -141,8 +141,8 @@ def test_another_architecture_is_refused(tmp_path):
 
 def test_shipped_backbone_loads_offline(no_network):
     model = zoo.create_model("cifar8_resnet", num_classes=2, pretrained=True)
-    assert model.zoo_pretrained["source"] == "package"
-    assert model.zoo_pretrained["missing"] == ["fc.weight", "fc.bias"]
+    assert zoo.model_info(model).pretrained["source"] == "package"
+    assert zoo.model_info(model).pretrained["missing"] == ["fc.weight", "fc.bias"]
 
 
 def test_torchvision_resnet18_file_loads_into_the_timm_model(caches, no_network):
@@ -157,7 +157,7 @@ def test_torchvision_resnet18_file_loads_into_the_timm_model(caches, no_network)
     (torch_home / "hub" / "checkpoints").mkdir(parents=True)
     torch.save(state, torch_home / "hub" / "checkpoints" / name)
     model = zoo.create_model("resnet18", num_classes=2, pretrained=True)
-    assert model.zoo_pretrained["source"] == "torch-hub-cache"
+    assert zoo.model_info(model).pretrained["source"] == "torch-hub-cache"
     assert same(model, state)
 
 
@@ -172,5 +172,5 @@ def test_timm_resnet18_from_the_hf_cache(caches, no_network):
     snapshot.mkdir(parents=True)
     save_file(state, str(snapshot / "model.safetensors"))
     model = zoo.create_model("resnet18", num_classes=5, pretrained="a1_in1k")
-    assert model.zoo_pretrained["source"] == "hf-cache"
+    assert zoo.model_info(model).pretrained["source"] == "hf-cache"
     assert same(model, state)

@@ -7,6 +7,7 @@ import json
 import click
 
 from zoo.cli._options import format_count, model_argument, parse_key_values
+from zoo.registry import model_info
 from zoo.text import table
 
 PASSTHROUGH_NAMESPACES = ("timm/", "torchvision/")
@@ -70,8 +71,9 @@ def info_command(name: str, num_classes: int | None, in_chans: int | None, model
     model = create_model(spec, num_classes=num_classes, in_chans=in_chans, **kwargs)
     desc = describe_model(model, spec)
     info = {**spec.to_dict(), **desc}
-    info["num_classes"] = model.zoo_arch["num_classes"]
-    info["input_size"] = [model.zoo_arch["in_chans"], *spec.input_size[1:]]
+    built = model_info(model)
+    info["num_classes"] = built.num_classes
+    info["input_size"] = [built.in_chans, *spec.input_size[1:]]
     info["weights"] = [_weights_status(spec, w) for w in spec.weights]
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))

@@ -15,9 +15,23 @@
 from zoo.data.batches import LoaderBatches, TensorBatches, epoch_order, make_batches
 from zoo.data.dataset import FileDataset, ImageData, ImageSplit, load_image_data
 from zoo.data.decode import ImageDecodeError, decode_many, open_image, preprocess_image
-from zoo.data.folder import FileSplit, FolderLayout, IMAGE_EXTENSIONS, eval_files, find_layout, resolve_data_path
+from zoo.data.folder import (
+    IMAGE_EXTENSIONS,
+    FileSplit,
+    FolderLayout,
+    eval_files,
+    find_layout,
+    resolve_data_path,
+)
 from zoo.data.transforms import (
-    AUGMENTATIONS, Augment, BatchAugment, Normalize, compute_mean_std, format_augment, parse_augment, sample_transform,
+    AUGMENTATIONS,
+    Augment,
+    BatchAugment,
+    Normalize,
+    compute_mean_std,
+    format_augment,
+    parse_augment,
+    sample_transform,
 )
 
 __all__ = [

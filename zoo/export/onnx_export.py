@@ -30,10 +30,10 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from zoo.errors import ExportError
-from zoo.text import first_line
 from zoo.export import validate as val
 from zoo.export.source import forward_module
 from zoo.runtime import metadata as md
+from zoo.text import first_line
 
 DEFAULT_OPSET = 18
 MIN_OPSET = 14  # scaled_dot_product_attention and friends need 14

@@ -69,9 +69,9 @@ def _convert(src: Path, dst: Path, kind: str) -> None:
         half.metadata_props.extend(meta)
         onnx.save_model(half, str(dst))
     else:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
         import logging
+
+        from onnxruntime.quantization import QuantType, quantize_dynamic
 
         root = logging.getLogger()
         level = root.level

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import CheckpointError, ExportError, UnknownModelError
+from zoo.registry import model_info
 from zoo.text import looks_like_path
 
 AUTOENCODER_TAG = "autoencoder"
@@ -44,7 +45,7 @@ def load_source(
     model = create_model(spec, num_classes=num_classes, pretrained=pretrained, **(model_kwargs or {}))
     model.eval()
     # The set of weights that loaded says what the outputs mean and how inputs are normalised.
-    tag = (getattr(model, "zoo_pretrained", None) or {}).get("tag")
+    tag = (model_info(model).pretrained or {}).get("tag")
     weights = next((w for w in spec.weights if w.tag == tag), None) if pretrained else None
     norm: dict[str, Any] = {}
     if weights is not None:

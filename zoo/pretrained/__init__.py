@@ -30,8 +30,20 @@ from zoo._lazy import resolve
 from zoo.errors import CheckpointError, WeightsNotFoundError, ZooError
 from zoo.io import load_config, load_state_dict
 from zoo.plugins import weight_sources
-from zoo.pretrained.fit import LAYOUT_CONVERTERS, classifier_keys, fit_state_dict, remap_state_dict
-from zoo.pretrained.sources import hf_repo_dir, network_allowed, package_installed, torch_hub_dir, weight_file_name
+from zoo.pretrained.fit import (
+    LAYOUT_CONVERTERS,
+    classifier_keys,
+    fit_state_dict,
+    remap_state_dict,
+)
+from zoo.pretrained.sources import (
+    hf_repo_dir,
+    network_allowed,
+    package_installed,
+    torch_hub_dir,
+    weight_file_name,
+)
+from zoo.registry import model_info
 from zoo.text import first_line
 
 __all__ = [
@@ -256,10 +268,11 @@ def load_pretrained(model: Any, spec: Any, tag: str | None = None, weights: str 
         state = _checkpoint_body(resolved.path, state)
     label = resolved.path if resolved.source in ("file", "checkpoint") else f"{resolved.source} ({resolved.path})"
     report = fit_state_dict(model, state, spec, source=label)
-    model.zoo_pretrained = {
-        "path": resolved.path, "source": resolved.source, "tag": resolved.tag,
-        "missing": report["missing"], "dropped": report["dropped"],
-    }
+    loaded = {"path": resolved.path, "source": resolved.source, "tag": resolved.tag,
+              "missing": report["missing"], "dropped": report["dropped"]}
+    info = model_info(model)
+    if info is not None:
+        info.pretrained = loaded
     return resolved
 
 

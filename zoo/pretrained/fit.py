@@ -15,7 +15,7 @@ import re
 from typing import Any, Callable, Iterable, Mapping
 
 from zoo.errors import CheckpointError
-
+from zoo.registry import model_info
 
 # -- key layouts ---------------------------------------------------------------
 
@@ -218,5 +218,5 @@ def _looks_like_classifier(key: str, spec: Any) -> bool:
 
 
 def _arch_name(model: Any) -> str:
-    arch = getattr(model, "zoo_arch", None) or {}
-    return arch.get("name") or type(model).__name__
+    info = model_info(model)
+    return info.name if info else type(model).__name__

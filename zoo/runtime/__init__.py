@@ -13,8 +13,24 @@ that has only the three libraries; see docs/deploy.md.
 from __future__ import annotations
 
 from .errors import RuntimeInputError
-from .model import OnnxModel, Prediction, Predictor, choose_providers, load, open_session, read_labels, softmax
-from .preprocess import IMAGE_SUFFIXES, ImageReadError, Preprocessing, list_images, open_image, read_image
+from .model import (
+    OnnxModel,
+    Prediction,
+    Predictor,
+    choose_providers,
+    load,
+    open_session,
+    read_labels,
+    softmax,
+)
+from .preprocess import (
+    IMAGE_SUFFIXES,
+    ImageReadError,
+    Preprocessing,
+    list_images,
+    open_image,
+    read_image,
+)
 from .skips import SkipReport
 
 __all__ = [

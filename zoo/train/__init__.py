@@ -14,9 +14,10 @@ The one-call API mirrors ``zoo train``::
 
 ``model``
     a registry name (built with ``create_model(name, num_classes=len(class_names), **config.model_args)``
-    after seeding) or an already-built ``nn.Module``. Checkpoints need ``model.zoo_arch`` (set by
-    ``zoo.create_model``); ``model.zoo_adapters`` (a list of dicts) is saved into config.json so
-    :func:`zoo.checkpoint.build_model` can rebuild swapped heads/encoders.
+    after seeding) or an already-built ``nn.Module``. Checkpoints need the model's
+    :class:`zoo.ModelInfo` record (``zoo.model_info(model)``, set by ``zoo.create_model``); its
+    ``adapters`` are saved into config.json so :func:`zoo.checkpoint.build_model` can rebuild
+    swapped heads.
 
 ``train_data`` / ``val_data``
     * :class:`zoo.data.ImageData` (from :func:`zoo.data.load_image_data`): its train split, and its
@@ -74,7 +75,12 @@ from zoo.train.callbacks import Callback, ProgressReporter
 from zoo.train.config import TrainConfig
 from zoo.train.evaluate import EvalResult, evaluate, format_report
 from zoo.train.tasks import ClassificationTask, ReconstructionTask, Task
-from zoo.train.trainer import Trainer, TrainingDivergedError, TrainResult, model_train_mode
+from zoo.train.trainer import (
+    Trainer,
+    TrainingDivergedError,
+    TrainResult,
+    model_train_mode,
+)
 
 __all__ = [
     "Callback", "ClassificationTask", "EvalResult", "ProgressReporter", "ReconstructionTask", "Task",

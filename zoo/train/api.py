@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any, Sequence
 
 from zoo.errors import DataError
+from zoo.registry import model_info
 from zoo.train.config import TrainConfig
 from zoo.train.trainer import Trainer, TrainResult
 
@@ -55,11 +56,11 @@ def load_folder_for(model: Any, data: str | os.PathLike, cfg: TrainConfig, input
 
     size = input_size or cfg.input_size
     if size is None:
-        name = model if isinstance(model, str) else (getattr(model, "zoo_arch", None) or {}).get("name")
-        if name is None:
+        info = None if isinstance(model, str) else model_info(model)
+        if not isinstance(model, str) and info is None:
             raise DataError("the model's input size is unknown; pass input_size=(C, H, W)")
-        spec = get_spec(name)
-        in_chans = cfg.model_args.get("in_chans", spec.in_chans) if isinstance(model, str) else model.zoo_arch["in_chans"]
+        spec = get_spec(model if isinstance(model, str) else info.name)
+        in_chans = cfg.model_args.get("in_chans", spec.in_chans) if info is None else info.in_chans
         size = (in_chans, *spec.input_size[1:])
     return load_image_data(data, size, val_split=cfg.val_split, seed=cfg.seed, cache=cfg.cache,
                            cache_budget_mb=cfg.cache_mb, verbose=cfg.progress)

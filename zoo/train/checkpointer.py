@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from zoo.errors import CheckpointError, ZooError
+from zoo.registry import model_info
 from zoo.text import detail_line
 
 if TYPE_CHECKING:
@@ -85,11 +86,11 @@ class Checkpointer:
 
         path = Path(path)
         config = load_config(path)
-        arch = getattr(model, "zoo_arch", None) or {}
-        if arch and config.get("architecture") != arch.get("name"):
+        info = model_info(model)
+        if info and config.get("architecture") != info.name:
             raise CheckpointError(
                 f"cannot resume from {str(path)!r}: it holds a {config.get('architecture')} but this run trains"
-                f" a {arch.get('name')}; pass the same architecture or drop --resume"
+                f" a {info.name}; pass the same architecture or drop --resume"
             )
         if int(config.get("num_classes", -1)) != len(class_names):
             raise CheckpointError(

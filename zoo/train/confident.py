@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from zoo.data.folder import resolve_data_path
-from zoo.runtime.preprocess import walk_images
 from zoo.errors import DataError
+from zoo.runtime.preprocess import walk_images
 
 
 @dataclass

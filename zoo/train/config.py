@@ -50,8 +50,8 @@ class TrainConfig:
     input_size: tuple[int, int, int] | None = None
 
     def __post_init__(self) -> None:
-        from zoo.train.optim import LOSSES, OPTIMIZERS, SCHEDULERS
         from zoo.train.metrics import METRICS_FORMATS
+        from zoo.train.optim import LOSSES, OPTIMIZERS, SCHEDULERS
 
         self.optimizer = self.optimizer.lower()
         self.loss = self.loss.lower()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zoo.errors import CheckpointError, DataError
+from zoo.registry import model_info
 from zoo.runtime.skips import SkipReport, as_report
 from zoo.text import table
 
@@ -69,7 +70,8 @@ def evaluate(
     if isinstance(checkpoint, (str, os.PathLike)):
         model, config = load_checkpoint(checkpoint)
     else:
-        model, config = checkpoint, getattr(checkpoint, "zoo_config", None)
+        info = model_info(checkpoint)
+        model, config = checkpoint, info.config if info else None
         if config is None:
             raise CheckpointError("evaluate() needs a checkpoint path or a model loaded with zoo.load()")
     class_names = list(config["class_names"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from zoo.errors import DataError, ZooError
+from zoo.registry import model_info
 
 
 def labels_of(data: Any):
@@ -34,13 +35,12 @@ def default_input_size(model: Any, requested: Sequence[int] | None) -> tuple[int
     """The requested size, else the spec's (with the model's channel count)."""
     if requested is not None:
         return tuple(int(v) for v in requested)
-    arch = getattr(model, "zoo_arch", None)
-    if not arch:
+    info = model_info(model)
+    if info is None:
         return None
     from zoo.plugins import get_spec
 
-    spec = get_spec(arch["name"])
-    return (int(arch["in_chans"]), *spec.input_size[1:])
+    return (int(info.in_chans), *get_spec(info.name).input_size[1:])
 
 
 def choose_mean_std(train_data: Any, model: Any, normalize: str, input_size: Sequence[int] | None):
@@ -53,16 +53,16 @@ def choose_mean_std(train_data: Any, model: Any, normalize: str, input_size: Seq
         if x is not None and getattr(x, "dtype", None) is not None and str(x.dtype) == "torch.uint8" and x.ndim == 4:
             return compute_mean_std(x)  # uint8 image tensors: like a cached folder
         return None, None  # float tensors or a Dataset arrive prepared: nothing to normalise
-    arch = getattr(model, "zoo_arch", None)
+    info = model_info(model)
     if normalize == "model":
-        if not arch:
+        if info is None:
             raise ZooError(
                 "normalize='model' takes the mean/std of the model's spec, but this model was not built by"
                 " zoo.create_model; pass mean= and std=, or use normalize='dataset'"
             )
         from zoo.plugins import get_spec
 
-        spec = get_spec(arch["name"])
+        spec = get_spec(info.name)
         return list(spec.mean), list(spec.std)
     if train_data.cached:
         return compute_mean_std(train_data.images)

@@ -16,12 +16,25 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from zoo.errors import CheckpointError, DataError, ZooError
+from zoo.registry import model_info
 from zoo.train import checkpointer as ckpt
 from zoo.train import epoch as epoch_steps
 from zoo.train.callbacks import Callback, FunctionCallback, ProgressReporter
 from zoo.train.config import TrainConfig
-from zoo.train.epoch import TrainingDivergedError, _StopRequested, stop_on_ctrl_c, track_best
-from zoo.train.prepare import choose_mean_std, default_input_size, labels_of, length, make_run_batches, place
+from zoo.train.epoch import (
+    TrainingDivergedError,
+    _StopRequested,
+    stop_on_ctrl_c,
+    track_best,
+)
+from zoo.train.prepare import (
+    choose_mean_std,
+    default_input_size,
+    labels_of,
+    length,
+    make_run_batches,
+    place,
+)
 from zoo.train.result import TrainResult, model_train_mode
 from zoo.train.tasks import ClassificationTask, Task
 
@@ -122,7 +135,7 @@ class Trainer:
         from zoo.train.optim import build_optimizer, build_scheduler
 
         cfg = self.config
-        if self.out is not None and not getattr(self.model, "zoo_arch", None):
+        if self.out is not None and model_info(self.model) is None:
             raise CheckpointError(
                 "checkpoints need a model built by zoo.create_model (it records the architecture);"
                 " build it that way, or train without out="
@@ -245,7 +258,8 @@ class Trainer:
         if self.out is not None and self.dist.is_main and cfg.plot and self.history:
             from zoo.train.metrics import plot_curves
 
-            plot_curves(self.history, self.out / "curves.png", title=(getattr(self.model, "zoo_arch", None) or {}).get("name", ""))
+            info = model_info(self.model)
+            plot_curves(self.history, self.out / "curves.png", title=info.name if info else "")
         for cb in self.callbacks:
             cb.on_fit_end(self, result)
         if stopped != "interrupted" and self.dist.enabled:

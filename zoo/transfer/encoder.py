@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from zoo.errors import CheckpointError, DataError, ZooError
+from zoo.registry import model_info
 from zoo.runtime.skips import as_report
-
 
 
 def is_autoencoder_spec(spec: Any) -> bool:
@@ -163,8 +163,8 @@ def pretrain_autoencoder(
 
 def encoder_classifier(checkpoint: str | os.PathLike, num_classes: int) -> tuple[nn.Module, dict[str, Any]]:
     """A classifier whose backbone is the encoder of the autoencoder checkpoint. Returns ``(model, config)``."""
-    from zoo.io import load_config, load_state_dict
     from zoo.factory import create_model
+    from zoo.io import load_config, load_state_dict
     from zoo.plugins import get_spec
 
     config = load_config(checkpoint)
@@ -181,5 +181,5 @@ def encoder_classifier(checkpoint: str | os.PathLike, num_classes: int) -> tuple
     if loader is None:
         raise CheckpointError(f"{arch} with num_classes={num_classes} is not an encoder classifier")
     loader(load_state_dict(checkpoint))
-    model.zoo_pretrained = {"path": str(checkpoint), "source": "encoder", "tag": None, "missing": [], "dropped": []}
+    model_info(model).pretrained = {"path": str(checkpoint), "source": "encoder", "tag": None, "missing": [], "dropped": []}
     return model, config

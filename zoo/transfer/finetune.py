@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from zoo.errors import ZooError
+from zoo.registry import model_info
 
 
 @dataclass
@@ -91,7 +92,8 @@ def build_backbone(source: str | None, num_classes: int, options: FinetuneOption
     tag = options.pretrained if isinstance(options.pretrained, str) else None
     model = create_model(spec, num_classes=num_classes, pretrained=tag or bool(options.pretrained),
                          weights=options.weights, **dict(model_args or {}))
-    info = getattr(model, "zoo_pretrained", None) or {}
+    built = model_info(model)
+    info = built.pretrained or {}
     where = info.get("source", "none")
     if where not in ("file", "checkpoint", "none"):
         where = f"{spec.name}.{info.get('tag')} from {where} ({info.get('path')})"
@@ -100,7 +102,7 @@ def build_backbone(source: str | None, num_classes: int, options: FinetuneOption
     weights = next((w for w in spec.weights if w.tag == info.get("tag")), None)
     norm = {"mean": list(weights.mean) if weights and weights.mean else list(spec.mean),
             "std": list(weights.std) if weights and weights.std else list(spec.std),
-            "input_size": [model.zoo_arch["in_chans"], *spec.input_size[1:]]}
+            "input_size": [built.in_chans, *spec.input_size[1:]]}
     if info.get("source") == "checkpoint":
         from zoo.io import load_config
 

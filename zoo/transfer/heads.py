@@ -9,13 +9,14 @@ small MLP with dropout. Its config entry (``{"type": "head", ...}``) lets
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 import torch
 from torch import nn
 
 from zoo.errors import ZooError
+from zoo.registry import model_info
 
 
 @dataclass(frozen=True)
@@ -75,10 +76,9 @@ class HeadedModel(nn.Module):
         self.num_features = int(backbone.num_features)
         self.num_classes = num_classes
         self.head = MLPHead(self.num_features, head_spec.hidden, num_classes, head_spec.dropout)
-        for attr in ("zoo_arch", "zoo_pretrained"):
-            if hasattr(backbone, attr):
-                setattr(self, attr, getattr(backbone, attr))
-        self.zoo_adapters = [*getattr(backbone, "zoo_adapters", []), head_entry(head_spec)]
+        info = model_info(backbone)
+        if info is not None:  # the same record, with the head's adapter and class count
+            self.zoo_info = replace(info, num_classes=num_classes, adapters=[*info.adapters, head_entry(head_spec)])
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone.forward_features(x)
@@ -113,18 +113,17 @@ def replace_head(model: nn.Module, num_classes: int, head: HeadSpec | str | None
     spec = head if isinstance(head, HeadSpec) else parse_head(head)
     if spec.kind == "linear":
         model.reset_classifier(num_classes)
-        if hasattr(model, "zoo_arch"):
-            model.zoo_arch = {**model.zoo_arch, "num_classes": num_classes}
+        info = model_info(model)
+        if info is not None:
+            info.num_classes = num_classes
         return model
-    wrapped = HeadedModel(model, spec, num_classes)
-    if hasattr(wrapped, "zoo_arch"):
-        wrapped.zoo_arch = {**wrapped.zoo_arch, "num_classes": num_classes}
-    return wrapped
+    return HeadedModel(model, spec, num_classes)
 
 
 def rebuild_head(model: nn.Module, entry: Mapping[str, Any]) -> nn.Module:
     """ADAPTERS["head"]: wrap a freshly built model the way the checkpoint's was."""
     spec = HeadSpec(str(entry.get("head", "mlp")), tuple(int(h) for h in entry.get("hidden", ())),
                     float(entry.get("dropout", 0.0)))
-    num_classes = int(getattr(model, "zoo_arch", {}).get("num_classes", getattr(model, "num_classes", 0)))
+    info = model_info(model)
+    num_classes = int(info.num_classes if info else getattr(model, "num_classes", 0))
     return HeadedModel(model, spec, num_classes)

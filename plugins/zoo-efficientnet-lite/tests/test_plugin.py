@@ -61,8 +61,8 @@ def test_logits_match_the_library_the_weights_were_saved_from():
 def test_foreign_file_drops_only_the_classifier_for_new_classes():
     raw = torch.load(weights_path(), map_location="cpu", weights_only=True)
     model = zoo.create_model("efficientnet_lite0", num_classes=2, pretrained=True)
-    assert model.zoo_pretrained["missing"] == ["classifier.weight", "classifier.bias"]
-    assert sorted(model.zoo_pretrained["dropped"]) == ["_fc.bias", "_fc.weight"]
+    assert zoo.model_info(model).pretrained["missing"] == ["classifier.weight", "classifier.bias"]
+    assert sorted(zoo.model_info(model).pretrained["dropped"]) == ["_fc.bias", "_fc.weight"]
     assert torch.equal(model.state_dict()["conv_stem.weight"], raw["_conv_stem.weight"])
     assert torch.equal(model.state_dict()["conv_head.weight"], raw["_conv_head.weight"])
 
