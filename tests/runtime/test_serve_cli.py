@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import signal
 import socket
 import subprocess
@@ -12,18 +11,6 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 ZOO = [sys.executable, "-m", "zoo"]
-
-
-def start(*args: str) -> tuple[subprocess.Popen, str]:
-    """Start ``zoo serve`` on a free port; returns the process and its base URL."""
-    proc = subprocess.Popen([*ZOO, "serve", *args, "--port", "0"], stderr=subprocess.PIPE, text=True)
-    lines = []
-    for line in proc.stderr:
-        lines.append(line)
-        found = re.search(r"on (http://\S+/)", line)
-        if found:
-            return proc, found.group(1)
-    raise AssertionError("zoo serve did not start: " + "".join(lines))
 
 
 def post(url: str, data: bytes) -> tuple[int, dict]:
@@ -53,9 +40,9 @@ def test_a_taken_port_is_a_one_line_error(exported):
     assert done.returncode == 1 and f"port {port}" in done.stderr and "already in use" in done.stderr
 
 
-def test_sigterm_finishes_the_queued_requests_before_exiting(exported):
+def test_sigterm_finishes_the_queued_requests_before_exiting(exported, start_server):
     images = sorted(exported["images"].rglob("*.png"))[:4]
-    proc, url = start(str(exported["onnx"]), "--max-batch", "8", "--max-wait-ms", "1500")
+    proc, url = start_server(str(exported["onnx"]), "--max-batch", "8", "--max-wait-ms", "1500")
     try:
         assert url.startswith("http://127.0.0.1:")
         with ThreadPoolExecutor(4) as pool:
