@@ -175,9 +175,7 @@ def test_a_full_queue_answers_503_with_retry_after_at_once_and_timeouts_504(onnx
             queued = pool.submit(post)
             while batcher.depth < 1:
                 time.sleep(0.01)
-            start = time.perf_counter()
-            refused = post()
-            refused_in = time.perf_counter() - start
+            refused = post()  # answered while the model is still held busy: it did not wait
             gate.set()
             answers = [running.result(), queued.result()]
         server.config.timeout = 0.05
@@ -186,7 +184,6 @@ def test_a_full_queue_answers_503_with_retry_after_at_once_and_timeouts_504(onnx
         gate.set()
         text = client.get("/metrics").text
     assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
-    assert refused_in < 2  # it did not wait for the busy model
     assert [a.status_code for a in answers] == [200, 200]
     assert late.status_code == 504
     assert metric(text, "zoo_request_errors_total", model="model", endpoint="predict", reason="queue_full") == 1
