@@ -139,7 +139,10 @@ def main() -> None:
     parser.add_argument("--queue-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--soak", type=int, default=10_000, help="requests in the memory soak (0: none)")
+    parser.add_argument("--soak-model", help="an .onnx file for the soak (default: the model); the server's code path is the same")
+    parser.add_argument("--phases", default="compare,overload,soak", help="comma-separated: compare, overload, soak")
     args = parser.parse_args()
+    phases = set(args.phases.split(","))
     body = sorted(CIFAR.rglob("*.jpg"))[0].read_bytes() if CIFAR.is_dir() else None
     if body is None:
         raise SystemExit(f"no CIFAR-10 images under {CIFAR}")
@@ -147,9 +150,11 @@ def main() -> None:
     common = ["--queue-size", str(args.queue_size), "--threads", str(args.threads), "--timeout", "120"]
     with tempfile.TemporaryDirectory() as tmp:
         model = _model(args.model, Path(tmp))
-        results: dict[str, list[dict[str, Any]]] = {}
+        results: dict[str, list[dict[str, Any]]] = {"dynamic": [], "batch1": []}
         for label, batching in (("dynamic", ["--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)]),
                                 ("batch1", ["--max-batch", "1"])):
+            if "compare" not in phases:
+                break
             with Server(model, *batching, *common) as server:
                 load(server.port, body, 4, 8, 60)  # warm-up
                 results[label] = []
@@ -159,12 +164,14 @@ def main() -> None:
                     print(json.dumps({label: row}), flush=True)
         for d, b in zip(results["dynamic"], results["batch1"]):
             print(json.dumps({"concurrency": d["concurrency"], "dynamic_over_batch1": round(d["throughput_rps"] / b["throughput_rps"], 2)}), flush=True)
-        # overload: twice as many concurrent requests as the queue holds
-        with Server(model, "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms),
-                    "--queue-size", "8", "--threads", str(args.threads)) as server:
-            print(json.dumps({"overload_queue8": load(server.port, body, 48, args.requests, args.time_limit)}), flush=True)
-        if args.soak:
-            with Server(model, "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms), *common) as server:
+        # overload: six times as many concurrent requests as the queue holds
+        if "overload" in phases:
+            with Server(model, "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms),
+                        "--queue-size", "8", "--threads", str(args.threads)) as server:
+                print(json.dumps({"overload_queue8": load(server.port, body, 48, args.requests, args.time_limit)}), flush=True)
+        if args.soak and "soak" in phases:
+            soak_model = Path(args.soak_model) if args.soak_model else model
+            with Server(soak_model, "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms), *common) as server:
                 load(server.port, body, 8, 64, 60)
                 samples = [("start", round(server.rss_mb(), 1))]
                 progress = lambda n: samples.append((n, round(server.rss_mb(), 1)))  # noqa: E731

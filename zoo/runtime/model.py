@@ -197,6 +197,7 @@ class OnnxModel(Predictor):
         std: Sequence[float] | None = None,
         labels: Sequence[str] | str | os.PathLike | None = None,
         generic: bool = False,
+        spinning: bool = True,
     ) -> None:
         self.path = Path(path)
         # generic=True: a file without zoo metadata still opens, with ImageNet
@@ -205,7 +206,7 @@ class OnnxModel(Predictor):
         self.generic = generic
         self.guessed: list[str] = []
         self.name = self.path.name
-        self.session = open_session(self.path, provider=provider, threads=threads)
+        self.session = open_session(self.path, provider=provider, threads=threads, spinning=spinning)
         self.metadata = md.decode(self.session.get_modelmeta().custom_metadata_map or {})
         inputs = self.session.get_inputs()
         if len(inputs) != 1:

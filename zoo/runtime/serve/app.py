@@ -182,6 +182,7 @@ class Server:
             if served.model.task != "classification":
                 raise ApiError(400, f"{served.name} is a {served.model.task} model; send tensors to /v2/models/{served.name}/infer", "task")
             top_k = _top_k(request, self.config.top_k)
+            await self._run(served, None)  # a full queue refuses before the body is read or decoded
             data = await _image_bytes(request)
             start = time.perf_counter()
             from starlette.concurrency import run_in_threadpool
@@ -204,6 +205,7 @@ class Server:
 
     async def infer(self, request: Any) -> Any:
         async def work(served: ServedModel) -> dict[str, Any]:
+            await self._run(served, None)
             rows, request_id = await _v2_tensor(request, served)
             out = np.asarray(await self._run(served, rows), dtype=np.float32)
             answer = {
@@ -217,8 +219,12 @@ class Server:
 
         return await self._answer(request, "infer", work)
 
-    async def _run(self, served: ServedModel, rows: np.ndarray) -> np.ndarray:
+    async def _run(self, served: ServedModel, rows: np.ndarray | None) -> np.ndarray | None:
+        """``rows`` through the model's batcher; ``None`` only checks that the queue has room."""
         try:
+            if rows is None:
+                served.batcher.check_room()
+                return None
             return await asyncio.wait_for(served.batcher.submit(rows), self.config.timeout)
         except QueueFull:
             raise ApiError(503, f"{served.name} is busy ({self.config.queue_size} requests queued); retry shortly",

@@ -86,12 +86,16 @@ class Batcher:
         self._wakeup = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._work())
 
-    async def submit(self, rows: np.ndarray) -> np.ndarray:
-        """Queue ``rows`` and wait for their outputs; :class:`QueueFull` at once when full."""
+    def check_room(self) -> None:
+        """Raise now what :meth:`submit` would: lets a server refuse before it decodes anything."""
         if self._closing or self._task is None:
             raise ShuttingDown("the server is shutting down")
         if len(self._waiting) >= self.queue_size:
             raise QueueFull(f"{len(self._waiting)} requests are already waiting")
+
+    async def submit(self, rows: np.ndarray) -> np.ndarray:
+        """Queue ``rows`` and wait for their outputs; :class:`QueueFull` at once when full."""
+        self.check_room()
         item = _Item(rows, asyncio.get_running_loop().create_future())
         self._waiting.append(item)
         self._on_depth(len(self._waiting))

@@ -95,6 +95,7 @@ def load_models(args: Sequence[str], *, provider: str = "auto", threads: int | N
     for name, path in parse_model_args(args):
         if not path.is_file():
             raise RuntimeInputError(f"model file {str(path)!r} does not exist")
-        model = OnnxModel(path, provider=provider, threads=threads, generic=True)
+        # no spinning: idle ONNX Runtime threads would busy-wait on the cores that decode the next requests
+        model = OnnxModel(path, provider=provider, threads=threads, generic=True, spinning=False)
         served.append(ServedModel(name=name, version=file_version(path), model=model))
     return served
