@@ -99,7 +99,11 @@ def load(port: int, body: bytes, concurrency: int, requests: int, time_limit: fl
         t.start()
     for t in threads:
         t.join()
-    elapsed = time.perf_counter() - start
+    return summarise(concurrency, latencies, time.perf_counter() - start)
+
+
+def summarise(concurrency: int, latencies: dict[int, list[float]], elapsed: float) -> dict[str, Any]:
+    """Throughput, p50/p99 of the successful answers, counts by status, how fast the 503s came."""
     ok = sorted(latencies.get(200, []))
     out: dict[str, Any] = {
         "concurrency": concurrency, "answers": sum(len(v) for v in latencies.values()), "seconds": round(elapsed, 2),
@@ -110,8 +114,27 @@ def load(port: int, body: bytes, concurrency: int, requests: int, time_limit: fl
     }
     refused = sorted(latencies.get(503, []))
     if refused:
+        out["p50_503_ms"] = round(1000 * statistics.median(refused), 1)
         out["p99_503_ms"] = round(1000 * refused[min(len(refused) - 1, int(0.99 * len(refused)))], 1)
+    out["_latencies"] = latencies
     return out
+
+
+def compare(servers: dict[str, "Server"], body: bytes, concurrency: int, requests: int, rounds: int, time_limit: float) -> dict[str, Any]:
+    """Alternate the servers in ``rounds`` short runs, so a change in the machine's load hits both alike."""
+    pooled: dict[str, dict[int, list[float]]] = {label: {} for label in servers}
+    seconds = dict.fromkeys(servers, 0.0)
+    for _ in range(rounds):
+        for label, server in servers.items():
+            row = load(server.port, body, concurrency, max(1, requests // rounds), time_limit / rounds)
+            seconds[label] += row["seconds"]
+            for status, values in row["_latencies"].items():
+                pooled[label].setdefault(status, []).extend(values)
+    return {label: summarise(concurrency, pooled[label], seconds[label]) for label in servers}
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if not k.startswith("_")}
 
 
 def _model(path: str | None, tmp: Path) -> Path:
@@ -140,6 +163,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--soak", type=int, default=10_000, help="requests in the memory soak (0: none)")
     parser.add_argument("--soak-model", help="an .onnx file for the soak (default: the model); the server's code path is the same")
+    parser.add_argument("--rounds", type=int, default=4, help="alternations of the two servers per concurrency")
     parser.add_argument("--phases", default="compare,overload,soak", help="comma-separated: compare, overload, soak")
     args = parser.parse_args()
     phases = set(args.phases.split(","))
@@ -150,25 +174,23 @@ def main() -> None:
     common = ["--queue-size", str(args.queue_size), "--threads", str(args.threads), "--timeout", "120"]
     with tempfile.TemporaryDirectory() as tmp:
         model = _model(args.model, Path(tmp))
-        results: dict[str, list[dict[str, Any]]] = {"dynamic": [], "batch1": []}
-        for label, batching in (("dynamic", ["--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)]),
-                                ("batch1", ["--max-batch", "1"])):
-            if "compare" not in phases:
-                break
-            with Server(model, *batching, *common) as server:
-                load(server.port, body, 4, 8, 60)  # warm-up
-                results[label] = []
+        if "compare" in phases:
+            dynamic = ["--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)]
+            with Server(model, *dynamic, *common) as fast, Server(model, "--max-batch", "1", *common) as single:
+                servers = {"dynamic": fast, "batch1": single}
+                for server in servers.values():
+                    load(server.port, body, 4, 8, 60)  # warm-up
                 for c in args.concurrency:
-                    row = load(server.port, body, c, args.requests if c > 1 else max(20, args.requests // 8), args.time_limit)
-                    results[label].append(row)
-                    print(json.dumps({label: row}), flush=True)
-        for d, b in zip(results["dynamic"], results["batch1"]):
-            print(json.dumps({"concurrency": d["concurrency"], "dynamic_over_batch1": round(d["throughput_rps"] / b["throughput_rps"], 2)}), flush=True)
+                    rows = compare(servers, body, c, args.requests if c > 1 else max(20, args.requests // 8), args.rounds,
+                                   args.time_limit)
+                    ratio = rows["dynamic"]["throughput_rps"] / max(rows["batch1"]["throughput_rps"], 1e-9)
+                    print(json.dumps({**{k: _public(v) for k, v in rows.items()}, "dynamic_over_batch1": round(ratio, 2),
+                                      "load": os.getloadavg()}), flush=True)
         # overload: six times as many concurrent requests as the queue holds
         if "overload" in phases:
             with Server(model, "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms),
                         "--queue-size", "8", "--threads", str(args.threads)) as server:
-                print(json.dumps({"overload_queue8": load(server.port, body, 48, args.requests, args.time_limit)}), flush=True)
+                print(json.dumps({"overload_queue8": _public(load(server.port, body, 48, args.requests, args.time_limit))}), flush=True)
         if args.soak and "soak" in phases:
             soak_model = Path(args.soak_model) if args.soak_model else model
             with Server(soak_model, "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms), *common) as server:
@@ -177,7 +199,7 @@ def main() -> None:
                 progress = lambda n: samples.append((n, round(server.rss_mb(), 1)))  # noqa: E731
                 row = load(server.port, body, 32, args.soak, 3600, on_progress=progress)
                 samples.append(("end", round(server.rss_mb(), 1)))
-                print(json.dumps({"soak": row, "rss_mb": samples}), flush=True)
+                print(json.dumps({"soak": _public(row), "rss_mb": samples}), flush=True)
     print(json.dumps({"load_after": os.getloadavg()}), flush=True)
 
 
