@@ -6,6 +6,7 @@ import io
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -60,7 +61,7 @@ def test_predict_answers_raw_bytes_and_multipart_with_labels_version_and_timing(
 
 def test_concurrent_requests_share_a_batch_and_each_gets_its_own_answer(onnx_file, exported):
     images = sorted(exported["images"].rglob("*.png"))[:6]
-    _, client = client_for(onnx_file, max_batch=8, max_wait_ms=300)
+    _, client = client_for(onnx_file, max_batch=8, max_wait_ms=1000)
     with client:
         alone = [client.post("/v1/models/model/predict", content=p.read_bytes()).json()["top"] for p in images]
         with ThreadPoolExecutor(6) as pool:
@@ -160,18 +161,17 @@ def test_cors_only_when_asked(onnx_file):
 
 
 def test_a_full_queue_answers_503_with_retry_after_at_once_and_timeouts_504(onnx_file, image_bytes):
-    server, client = client_for(onnx_file, max_batch=1, max_wait_ms=0, queue_size=1, timeout=5)
+    server, client = client_for(onnx_file, max_batch=1, max_wait_ms=0, queue_size=1, timeout=60)
     gate = threading.Event()
     with client:
         batcher = server.models["model"].batcher
         real = batcher.run
-        batcher.run = lambda batch: (gate.wait(10), real(batch))[1]
+        entered = threading.Event()
+        batcher.run = lambda batch: (entered.set(), gate.wait(60), real(batch))[2]
         post = lambda: client.post("/v1/models/model/predict", content=image_bytes)  # noqa: E731
         with ThreadPoolExecutor(2) as pool:
             running = pool.submit(post)
-            while batcher.depth or not running.running():
-                time.sleep(0.01)
-            time.sleep(0.1)  # the first request is inside session.run now
+            assert entered.wait(60)  # the first request is inside session.run now, held there
             queued = pool.submit(post)
             while batcher.depth < 1:
                 time.sleep(0.01)
@@ -220,3 +220,14 @@ def test_a_file_without_zoo_metadata_is_served_with_generic_names(exported, tmp_
         answer = client.post("/v1/models/bare/predict", content=image_bytes).json()
     assert info["generic"] is True and set(info["guessed"]) == {"mean", "std", "labels"}
     assert answer["generic"] is True and answer["top"][0]["label"] in {"0", "1", "2"}
+
+
+def test_model_names_come_from_files_or_name_equals_file_and_must_be_distinct(tmp_path):
+    from zoo.runtime.errors import RuntimeInputError
+    from zoo.runtime.serve.models import parse_model_args
+
+    assert parse_model_args(["a/cats.onnx", "dogs=b/model.onnx"]) == [("cats", Path("a/cats.onnx")), ("dogs", Path("b/model.onnx"))]
+    with pytest.raises(RuntimeInputError, match="two models are named 'model'"):
+        parse_model_args(["a/model.onnx", "b/model.onnx"])
+    with pytest.raises(RuntimeInputError, match="not usable in a URL"):
+        parse_model_args(["bad name=b/model.onnx"])
