@@ -14,8 +14,8 @@ kinds (``int8_mode``):
   time; no calibration. For transformer-style models, where matrix products
   dominate.
 
-``auto`` (the default) takes static for graphs with convolutions, else
-dynamic. Each variant carries the same metadata. With ``data`` the report
+``auto`` (the default) takes static for graphs with at least as many
+convolutions as matrix products, else dynamic. Each variant carries the same metadata. With ``data`` the report
 gives top-1 accuracy against the folder's class sub-folders when they match
 the class names, and always the agreement with the float32 model.
 """
@@ -109,13 +109,15 @@ def quantize_model(
 
 
 def _int8_mode(path: Path, requested: str) -> str:
-    """``auto``: static for graphs with convolutions (where calibrated int8 pays), else dynamic."""
+    """``auto``: static for graphs made mostly of convolutions (CNNs), dynamic for those made of matrix
+    products (a ViT has one convolution, its patch embedding, against dozens of MatMuls)."""
     if requested != "auto":
         return requested
     import onnx
 
-    graph = onnx.load(str(path), load_external_data=False).graph
-    return "static" if any(node.op_type == "Conv" for node in graph.node) else "dynamic"
+    ops = [node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node]
+    convs, products = ops.count("Conv"), ops.count("MatMul") + ops.count("Gemm")
+    return "static" if convs and convs >= products else "dynamic"
 
 
 def _convert(src: Path, dst: Path, kind: str, mode: str | None = None, evaluation: Any = None) -> None:
