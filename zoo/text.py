@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 # Suffixes of files zoo reads as models: an argument ending in one of them names a file.
@@ -64,33 +63,3 @@ def table(rows: Sequence[Sequence[str]], headers: Sequence[str], *, rule: bool =
 def _is_number(cell: str) -> bool:
     text = cell.strip().replace(",", "").rstrip("%KMBx").lstrip("-")
     return text in ("", "-") or text.replace(".", "", 1).isdigit()
-
-
-def parse_floats(value: str | None, option: str, count: int | None = None) -> list[float] | None:
-    """``"0.5,0.5,0.5"`` -> floats; a ValueError naming ``option`` when it does not parse."""
-    if value is None or value == "":
-        return None
-    try:
-        out = [float(part) for part in value.split(",") if part.strip()]
-    except ValueError:
-        raise ValueError(f"{option} takes comma-separated numbers, got {value!r}") from None
-    if not out or (count is not None and len(out) not in (1, count)):
-        want = f"1 or {count}" if count else "at least 1"
-        raise ValueError(f"{option} takes {want} comma-separated numbers, got {value!r}")
-    return out
-
-
-def looks_like_path(text: str | os.PathLike) -> bool:
-    """Whether a command-line argument names a file or folder rather than a model.
-
-    It does when it exists, contains a path separator, or ends in a model
-    file suffix (.onnx, .safetensors, .pt, .pth). Registry names such as
-    ``timm/resnet18`` contain a slash too: look those up first.
-    """
-    value = os.fspath(text)
-    return (
-        os.path.exists(value)
-        or "/" in value
-        or os.sep in value
-        or value.lower().endswith(MODEL_FILE_SUFFIXES)
-    )

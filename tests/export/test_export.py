@@ -85,9 +85,10 @@ def test_onnx_metadata_and_dynamic_batch(exported, ckpt):
 def test_quantized_variants_report_accuracy_change(exported):
     out, _ = exported
     quantized = json.loads((out / "model.validation.json").read_text())["quantized"]
+    assert quantized["int8"]["mode"] == "static" and quantized["int8"]["calibration_images"] == 6
     for kind in ("fp16", "int8"):
         entry = quantized[kind]
-        assert entry["images"] == 12
+        assert entry["images"] == 6  # the 6 of 12 not used to calibrate int8
         assert {"accuracy", "float32_accuracy", "accuracy_change", "top1_agreement"} <= set(entry)
         assert entry["top1_agreement"] >= 0.9
     assert quantized["int8"]["size_mb"] < quantized["int8"]["float32_size_mb"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 import sys
 import textwrap
 
@@ -63,3 +65,28 @@ def blocked_env(tmp_path):
 @pytest.fixture
 def python() -> str:
     return sys.executable
+
+
+@pytest.fixture
+def start_server():
+    """``start_server(*args)``: ``zoo serve ARGS`` on a free port -> (process, base URL); stopped afterwards."""
+    started: list[subprocess.Popen] = []
+
+    def start(*args: str) -> tuple[subprocess.Popen, str]:
+        proc = subprocess.Popen([sys.executable, "-m", "zoo", "serve", *args, "--port", "0"],
+                                stderr=subprocess.PIPE, text=True)
+        started.append(proc)
+        lines = []
+        for line in proc.stderr:
+            lines.append(line)
+            found = re.search(r"on (http://\S+/)", line)
+            if found:
+                return proc, found.group(1)
+        raise AssertionError("zoo serve did not start: " + "".join(lines))
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=60)
+        proc.stderr.close()

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "export": "zoo.cli.export:export_command",
     "bench": "zoo.cli.export:bench_command",
     "predict": "zoo.cli.predict:predict_command",
+    "serve": "zoo.cli.serve:serve_command",
     "train": "zoo.cli.train:train_command",
     "evaluate": "zoo.cli.train:evaluate_command",
 }

@@ -32,13 +32,20 @@ def _formats(values: tuple[str, ...]) -> list[str]:
 @click.option("--warn-only", is_flag=True, help="Keep an export that exceeds --atol, with a warning.")
 @click.option("--quantize", "-q", "quantize", multiple=True, type=click.Choice(["fp16", "int8"]),
               help="Also write NAME.fp16.onnx / NAME.int8.onnx (accuracy change measured on --data).")
+@click.option("--int8-mode", type=click.Choice(["auto", "static", "dynamic"]), default="auto", show_default=True,
+              help="static: calibrated on --data (CNNs); dynamic: MatMul/Gemm only (transformers); auto: static if the graph has convolutions.")
+@click.option("--max-accuracy-drop", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Fail a static int8 export that loses more points of accuracy on --data images not used to calibrate.")
+@click.option("--calibration-images", type=click.IntRange(min=1), default=128, show_default=True,
+              help="Images of --data set aside to calibrate static int8 (at most half of them).")
 @click.option("--pretrained", is_flag=True, help="SOURCE is a model name: load its pretrained weights.")
 @click.option("--num-classes", type=int, help="SOURCE is a model name: build with this many classes.")
 @click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Architecture argument (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the written files and validation as JSON.")
 def export_command(source: str, formats: tuple[str, ...], out_dir: str, name: str, opset: int, exporter: str,
                    spatial: str, data: str | None, batch_size: int, atol: float, warn_only: bool,
-                   quantize: tuple[str, ...], pretrained: bool, num_classes: int | None,
+                   quantize: tuple[str, ...], int8_mode: str, max_accuracy_drop: float, calibration_images: int,
+                   pretrained: bool, num_classes: int | None,
                    model_args: tuple[str, ...], as_json: bool) -> None:
     """Export SOURCE (a checkpoint directory or a model name) to ONNX and/or safetensors.
 
@@ -56,6 +63,8 @@ def export_command(source: str, formats: tuple[str, ...], out_dir: str, name: st
         pretrained=pretrained, num_classes=num_classes, model_kwargs=parse_key_values(model_args),
         name=name, opset=opset, exporter=exporter, spatial=spatial, data=data, batch_size=batch_size,
         atol=atol, warn_only=warn_only, quantize=list(quantize), log=log,
+        quantize_options={"int8_mode": int8_mode, "max_accuracy_drop": max_accuracy_drop,
+                          "calibration_images": calibration_images},
     )
     if as_json:
         out = {fmt: str(path) for fmt, path in written.items()}

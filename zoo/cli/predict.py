@@ -6,18 +6,9 @@ checkpoint runs its PyTorch model with the same preprocessing and ranking.
 
 from __future__ import annotations
 
-import json
-
 import click
 
-
-def _floats(value: str | None, option: str) -> list[float] | None:
-    if value is None:
-        return None
-    try:
-        return [float(v) for v in value.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated numbers, got {value!r}", param_hint=option) from None
+from zoo.runtime.cli import floats, show_predictions
 
 
 @click.command("predict")
@@ -44,35 +35,12 @@ def predict_command(model: str, inputs: tuple[str, ...], top_k: int, as_json: bo
     if model.lower().endswith(".onnx"):
         from zoo.runtime import load
 
-        predictor = load(model, provider=provider, threads=threads, size=size, mean=_floats(mean, "--mean"),
-                         std=_floats(std, "--std"), labels=labels)
+        predictor = load(model, provider=provider, threads=threads, size=size, mean=floats(mean, "--mean"),
+                         std=floats(std, "--std"), labels=labels)
     else:
         if any(v is not None for v in (size, mean, std, labels)):
             raise click.UsageError("--size/--mean/--std/--labels apply to .onnx files; a checkpoint carries its own")
         from zoo.export.predict import TorchModel
 
         predictor = TorchModel(model, device=device)
-    from zoo.runtime.skips import SkipReport
-
-    skipped = SkipReport()
-    _predict(predictor, inputs, top_k, batch_size, as_json, skipped)  # none readable: an error naming the reasons
-    if skipped:
-        click.echo(f"zoo: {skipped.describe()}", err=True)
-
-
-def _predict(predictor, inputs: tuple[str, ...], top_k: int, batch_size: int, as_json: bool, skipped) -> None:
-    if predictor.task == "reconstruction":
-        rows = predictor.reconstruct(inputs, batch_size=batch_size, skipped=skipped)
-        if as_json:
-            click.echo(json.dumps([{"input": p, "reconstruction_mse": e} for p, _, e in rows], indent=2))
-        else:
-            for path, _, err in rows:
-                click.echo(f"{path}: reconstruction error (MSE) {err:.6f}")
-        return
-    predictions = predictor.predict(inputs, top_k=top_k, batch_size=batch_size, skipped=skipped)
-    if as_json:
-        click.echo(json.dumps([p.to_dict() for p in predictions], indent=2))
-        return
-    for pred in predictions:
-        ranked = ", ".join(f"{label} {prob:.4f}" for label, prob in zip(pred.labels, pred.probabilities))
-        click.echo(f"{pred.source}: {ranked}")
+    show_predictions(predictor, inputs, top_k=top_k, batch_size=batch_size, as_json=as_json)

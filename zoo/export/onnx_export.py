@@ -55,6 +55,7 @@ def export_onnx(
     atol: float = 1e-4,
     warn_only: bool = False,
     quantize: Sequence[str] = (),
+    quantize_options: dict[str, Any] | None = None,
     real_images: bool = True,
     log: Any = None,
     **_ignored: Any,
@@ -65,7 +66,8 @@ def export_onnx(
     ``dynamic`` or ``static``. ``real_images=False`` validates on random
     tensors only (quicker for very large models). Nothing is left in ``out_dir`` when the export
     fails or does not validate (unless ``warn_only``). ``quantize`` may name
-    ``fp16`` and ``int8``; each writes ``name.fp16.onnx`` / ``name.int8.onnx``.
+    ``fp16`` and ``int8``; each writes ``name.fp16.onnx`` / ``name.int8.onnx``
+    (``quantize_options``: see :func:`zoo.export.quantize.quantize_model`).
     """
     if exporter not in EXPORTERS:
         raise ExportError(f"unknown exporter {exporter!r}; choose from {', '.join(EXPORTERS)}")
@@ -143,9 +145,14 @@ def export_onnx(
         _place(chosen["file"], final)
         val.write_report(out_dir / f"{name}.validation.json", report)
         if quantize:
-            from zoo.export.quantize import quantize_model
+            from zoo.export.quantize import QuantizationRefused, quantize_model
 
-            report["quantized"] = quantize_model(final, config, quantize, data=data, log=say)
+            try:
+                report["quantized"] = quantize_model(final, config, quantize, data=data, log=say, **(quantize_options or {}))
+            except QuantizationRefused as refused:  # the report still says what was measured
+                report["quantized"] = refused.results
+                val.write_report(out_dir / f"{name}.validation.json", report)
+                raise
             val.write_report(out_dir / f"{name}.validation.json", report)
         say(
             f"{final}: {report['exporter']} exporter, opset {opset}, max abs diff"

@@ -20,6 +20,8 @@ from .preprocess import Preprocessing, list_images, open_image
 from .skips import SkipReport
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -223,10 +225,17 @@ class OnnxModel(Predictor):
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
         labels: Sequence[str] | str | os.PathLike | None = None,
+        generic: bool = False,
+        spinning: bool = True,
     ) -> None:
         self.path = Path(path)
+        # generic=True: a file without zoo metadata still opens, with ImageNet
+        # normalisation, the graph's size (else 224) and class indices; what was
+        # guessed is listed in ``guessed``, so a server can say so.
+        self.generic = generic
+        self.guessed: list[str] = []
         self.name = self.path.name
-        self.session = open_session(self.path, provider=provider, threads=threads)
+        self.session = open_session(self.path, provider=provider, threads=threads, spinning=spinning)
         self.metadata = md.decode(self.session.get_modelmeta().custom_metadata_map or {})
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
@@ -269,6 +278,8 @@ class OnnxModel(Predictor):
             height = width = None
         mean = mean if mean is not None else self.metadata.get(md.MEAN)
         std = std if std is not None else self.metadata.get(md.STD)
+        if self.generic:
+            height, width, mean, std = self._guess(height, width, mean, std)
         missing = [
             flag
             for flag, value in (("--size", height), ("--mean", mean), ("--std", std))
@@ -292,11 +303,28 @@ class OnnxModel(Predictor):
             mean, std = mean * 3, std * 3 if len(std) == 1 else std
         return Preprocessing(int(chans), int(height), int(width), mean, std)
 
+    def _guess(self, height: Any, width: Any, mean: Any, std: Any) -> tuple[Any, Any, Any, Any]:
+        if height is None:
+            height = width = 224
+            self.guessed.append("size")
+        one_channel = self.input_shape[1] == 1
+        if mean is None:
+            mean = (0.5,) if one_channel else IMAGENET_MEAN
+            self.guessed.append("mean")
+        if std is None:
+            std = (0.5,) if one_channel else IMAGENET_STD
+            self.guessed.append("std")
+        return height, width, mean, std
+
     def _labels(self, labels: Any) -> list[str] | None:
         if labels is not None:
             return read_labels(labels)
         names = self.metadata.get(md.CLASS_NAMES)
-        return [str(n) for n in names] if isinstance(names, list) and names else None
+        if isinstance(names, list) and names:
+            return [str(n) for n in names]
+        if self.generic:
+            self.guessed.append("labels")
+        return None
 
     # -- running ----------------------------------------------------------------
 
