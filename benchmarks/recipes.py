@@ -66,7 +66,7 @@ def main() -> None:
             for f in sorted(Path(args.cats).glob("*.jpg"))[-1000:]:
                 if not (cats / f.name).exists():
                     os.symlink(f.resolve(), cats / f.name)
-            cmd = ["zoo", "evaluate", args.baseline, "--data", str(out / "cats"), "--confident", "0.95",
+            cmd = ["zoo", "mistakes", args.baseline, "--data", str(out / "cats"), "--min-prob", "0.95",
                    "--sheet", str(root / "docs" / "confident_cats.png"), "--json"]
             report = run(cmd)
             results["confident"] = {k: report[k] for k in ("num_images", "num_confident_mistakes", "rate", "command")}

@@ -48,8 +48,10 @@ HOOK_NAMES = (
     "register_commands",
 )
 
+# The CLI's own command names (zoo.cli.COMMANDS; a test keeps the two equal), which plugins cannot take.
 BUILTIN_COMMANDS = frozenset(
-    {"list", "info", "plugins", "train", "evaluate", "predict", "finetune", "pretrain", "export", "bench"}
+    {"list", "info", "plugins", "train", "evaluate", "mistakes", "predict", "serve", "finetune", "pretrain", "export",
+     "bench"}
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 # Suffixes of files zoo reads as models: an argument ending in one of them names a file.
@@ -63,3 +64,19 @@ def table(rows: Sequence[Sequence[str]], headers: Sequence[str], *, rule: bool =
 def _is_number(cell: str) -> bool:
     text = cell.strip().replace(",", "").rstrip("%KMBx").lstrip("-")
     return text in ("", "-") or text.replace(".", "", 1).isdigit()
+
+
+def looks_like_path(text: str | os.PathLike) -> bool:
+    """Whether a command-line argument names a file or folder rather than a model.
+
+    It does when it exists, contains a path separator, or ends in a model
+    file suffix (.onnx, .safetensors, .pt, .pth). Registry names such as
+    ``timm/resnet18`` contain a slash too: look those up first.
+    """
+    value = os.fspath(text)
+    return (
+        os.path.exists(value)
+        or "/" in value
+        or os.sep in value
+        or value.lower().endswith(MODEL_FILE_SUFFIXES)
+    )

@@ -27,7 +27,8 @@ COMMANDS: dict[str, str] = {
     "predict": "zoo.cli.predict:predict_command",
     "serve": "zoo.cli.serve:serve_command",
     "train": "zoo.cli.train:train_command",
-    "evaluate": "zoo.cli.train:evaluate_command",
+    "evaluate": "zoo.cli.evaluate:evaluate_command",
+    "mistakes": "zoo.cli.evaluate:mistakes_command",
 }
 
 _state = {"debug": False}

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from zoo.cli._options import parse_key_values
+from zoo.cli._options import device_option, json_option, parse_key_values, quiet_option
 from zoo.text import table
 
 
@@ -15,8 +15,30 @@ def _formats(values: tuple[str, ...]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
-@click.command("export")
-@click.argument("source")
+class _ExportCommand(click.Command):
+    """``-q`` is --quiet, as in every command; ``-q fp16`` (its old meaning, --quantize) still works this release."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        out, i = [], 0
+        while i < len(args):
+            arg = args[i]
+            value = arg[2:] if arg.startswith("-q") and len(arg) > 2 else (args[i + 1] if arg == "-q" and i + 1 < len(args) else None)
+            if value in QUANTIZE_KINDS:
+                click.echo("zoo: warning: -q for --quantize is deprecated and goes in the next release;"
+                           f" -q now means --quiet: use --quantize {value}", err=True)
+                out += ["--quantize", value]
+                i += 1 if arg != "-q" else 2
+                continue
+            out.append(arg)
+            i += 1
+        return super().parse_args(ctx, out)
+
+
+QUANTIZE_KINDS = ("fp16", "int8")
+
+
+@click.command("export", cls=_ExportCommand)
+@click.argument("source", metavar="SOURCE")
 @click.option("--format", "-f", "formats", multiple=True, default=("onnx",), show_default=True,
               metavar="FORMAT", help="onnx, safetensors, all, or a plugin's format (repeatable, or comma-separated).")
 @click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False), help="Output directory.")
@@ -26,11 +48,11 @@ def _formats(values: tuple[str, ...]) -> list[str]:
               help="auto: TorchScript exporter, falling back to dynamo.")
 @click.option("--spatial", type=click.Choice(["auto", "dynamic", "static"]), default="auto", show_default=True,
               help="Dynamic height/width: where the model allows (auto), required, or never.")
-@click.option("--data", type=click.Path(exists=True), help="Image folder for validation (and quantisation accuracy).")
+@click.option("--data", help="Image folder or SCHEME:NAME (demo:cats) for validation, int8 calibration and accuracy.")
 @click.option("--batch-size", type=int, default=4, show_default=True, help="The larger validation batch.")
 @click.option("--atol", type=float, default=1e-4, show_default=True, help="Largest allowed ONNX-vs-PyTorch difference.")
 @click.option("--warn-only", is_flag=True, help="Keep an export that exceeds --atol, with a warning.")
-@click.option("--quantize", "-q", "quantize", multiple=True, type=click.Choice(["fp16", "int8"]),
+@click.option("--quantize", "quantize", multiple=True, type=click.Choice(QUANTIZE_KINDS),
               help="Also write NAME.fp16.onnx / NAME.int8.onnx (accuracy change measured on --data).")
 @click.option("--int8-mode", type=click.Choice(["auto", "static", "dynamic"]), default="auto", show_default=True,
               help="static: calibrated on --data (CNNs); dynamic: MatMul/Gemm only (transformers); auto: static if the graph has convolutions.")
@@ -41,13 +63,14 @@ def _formats(values: tuple[str, ...]) -> list[str]:
 @click.option("--pretrained", is_flag=True, help="SOURCE is a model name: load its pretrained weights.")
 @click.option("--num-classes", type=int, help="SOURCE is a model name: build with this many classes.")
 @click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Architecture argument (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help="Print the written files and validation as JSON.")
+@json_option("Print the written files and validation as JSON.")
+@quiet_option("No validation lines on stderr.")
 def export_command(source: str, formats: tuple[str, ...], out_dir: str, name: str, opset: int, exporter: str,
                    spatial: str, data: str | None, batch_size: int, atol: float, warn_only: bool,
                    quantize: tuple[str, ...], int8_mode: str, max_accuracy_drop: float, calibration_images: int,
                    pretrained: bool, num_classes: int | None,
-                   model_args: tuple[str, ...], as_json: bool) -> None:
-    """Export SOURCE (a checkpoint directory or a model name) to ONNX and/or safetensors.
+                   model_args: tuple[str, ...], as_json: bool, quiet: bool) -> None:
+    """Export SOURCE (a model name, or a checkpoint directory) to ONNX and/or safetensors.
 
     ONNX exports are checked with onnx.checker and against PyTorch on random
     and real images at batch 1 and --batch-size; a difference above --atol
@@ -57,7 +80,7 @@ def export_command(source: str, formats: tuple[str, ...], out_dir: str, name: st
 
     from zoo.export import export
 
-    log = (lambda line: None) if as_json else (lambda line: click.echo(line, err=True))
+    log = (lambda line: None) if (as_json or quiet) else (lambda line: click.echo(line, err=True))
     written = export(
         source, _formats(formats), out_dir,
         pretrained=pretrained, num_classes=num_classes, model_kwargs=parse_key_values(model_args),
@@ -78,14 +101,14 @@ def export_command(source: str, formats: tuple[str, ...], out_dir: str, name: st
 
 
 @click.command("bench")
-@click.argument("source")
+@click.argument("source", metavar="SOURCE")
 @click.option("--runs", type=int, default=30, show_default=True, help="Timed batch-1 runs per engine.")
 @click.option("--warmup", type=int, default=5, show_default=True, help="Untimed runs first.")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Batch size for throughput.")
 @click.option("--throughput-runs", type=int, default=5, show_default=True, help="Timed runs at --batch-size.")
 @click.option("--threads", type=int, help="Threads for both engines (default: their own choice).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@device_option()
+@json_option("Print JSON instead of a table.")
 def bench_command(source: str, runs: int, warmup: int, batch_size: int, throughput_runs: int,
                   threads: int | None, device: str, as_json: bool) -> None:
     """Latency and throughput of PyTorch eager vs ONNX Runtime for SOURCE (name, checkpoint or .onnx)."""

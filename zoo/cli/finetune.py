@@ -22,11 +22,11 @@ from zoo.cli._options import (
 )
 from zoo.cli.train import (
     RESUME_LAST,
-    _floats,
     echo_result,
     make_train_config,
     train_command,
 )
+from zoo.runtime.cli import floats
 
 # zoo train's options that finetune does not take, and defaults that suit a pretrained backbone.
 _NOT_SHARED = {"name", "nproc"}
@@ -50,7 +50,7 @@ def _shared_train_options() -> list[click.Parameter]:
 
 
 @click.command("finetune")
-@click.argument("source", required=False, metavar="[NAME|CKPT]")
+@click.argument("source", required=False, metavar="[SOURCE]")
 @click.option("--weights", type=click.Path(), help="Weight file (.safetensors, .pth, .pt) or zoo checkpoint to load into NAME.")
 @click.option("--tag", help="Which registered pretrained weights of NAME [the first]; see 'zoo info NAME'.")
 @click.option("--encoder", type=click.Path(), help="Autoencoder checkpoint (zoo pretrain autoencoder): its encoder is the backbone.")
@@ -77,7 +77,7 @@ def finetune_command(source: str | None, weights: str | None, tag: str | None, e
                      dry_run: bool, out: str | None, as_json: bool, quiet: bool, no_plot: bool, cache: bool | None,
                      mean: str | None, std: str | None, input_size: str | None, milestones: str | None,
                      model_args: tuple[str, ...], resume: str | None, **options) -> None:
-    """Transfer learning: finetune NAME (pretrained weights, found offline first), a checkpoint CKPT,
+    """Transfer learning: finetune SOURCE, a model name (pretrained weights, found offline first) or a checkpoint,
     or an autoencoder's encoder (--encoder) on an image folder.
 
     The head is replaced for the data's classes and the backbone frozen (by
@@ -93,7 +93,7 @@ def finetune_command(source: str | None, weights: str | None, tag: str | None, e
     from zoo.transfer.finetune import FinetuneOptions, finetune
 
     data = options.pop("data")
-    mean_v, std_v = _floats(mean, "--mean"), _floats(std, "--std")
+    mean_v, std_v = floats(mean, "--mean"), floats(std, "--std")
     if (mean_v is None) != (std_v is None):
         raise click.UsageError("give --mean and --std together")
     label = (source or (Path(encoder).name if encoder else "model")).rstrip("/").replace("/", "_")

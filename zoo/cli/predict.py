@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import click
 
+from zoo.cli._options import device_option, json_option
 from zoo.runtime.cli import floats, show_predictions
 
 
 @click.command("predict")
-@click.argument("model")
+@click.argument("model", metavar="SOURCE")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--top-k", "-k", type=int, default=5, show_default=True, help="Classes to show per image.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@json_option()
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Images per batch.")
 @click.option("--provider", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="ONNX Runtime provider (for .onnx models).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="PyTorch device (for checkpoints).")
+@device_option()
 @click.option("--threads", type=int, help="ONNX Runtime intra-op threads.")
 @click.option("--size", help="Input size N or HxW, for .onnx files without zoo metadata.")
 @click.option("--mean", help="Normalisation mean, e.g. 0.485,0.456,0.406 (files without metadata).")
@@ -29,7 +29,8 @@ from zoo.runtime.cli import floats, show_predictions
 def predict_command(model: str, inputs: tuple[str, ...], top_k: int, as_json: bool, batch_size: int, provider: str,
                     device: str, threads: int | None, size: str | None, mean: str | None, std: str | None,
                     labels: str | None) -> None:
-    """Predict the classes of INPUTS (image files or folders) with MODEL (a checkpoint or .onnx file)."""
+    """Predict the classes of INPUTS (image files or folders) with SOURCE: a model name (its pretrained
+    weights), a checkpoint or an .onnx file."""
     if top_k < 1:
         raise click.BadParameter("must be at least 1", param_hint="--top-k")
     if model.lower().endswith(".onnx"):

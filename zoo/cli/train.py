@@ -9,18 +9,16 @@ from pathlib import Path
 
 import click
 
-from zoo.cli._options import model_argument, parse_key_values
+from zoo.cli._options import (
+    device_option,
+    json_option,
+    model_argument,
+    parse_key_values,
+    quiet_option,
+)
+from zoo.runtime.cli import floats
 
 RESUME_LAST = "<OUT/last>"
-
-
-def _floats(text: str | None, option: str) -> list[float] | None:
-    if text is None:
-        return None
-    try:
-        return [float(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated numbers, got {text!r}", param_hint=option) from None
 
 
 def _ints(text: str | None, option: str) -> tuple[int, ...]:
@@ -68,7 +66,7 @@ def _input_size(text: str | None) -> tuple[int, int, int] | None:
 @click.option("--early-stop", type=int, metavar="PATIENCE", help="Stop after this many epochs without improvement.")
 @click.option("--monitor", type=click.Choice(["val_acc", "val_loss", "train_acc", "train_loss"]), default="val_acc",
               show_default=True, help="Metric for the best checkpoint and early stopping.")
-@click.option("--device", default="auto", show_default=True, help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps.")
+@device_option()
 @click.option("--amp/--no-amp", default=None, help="Mixed precision [on for CUDA].")
 @click.option("--channels-last/--no-channels-last", default=None, help="Channels-last memory format [on for CUDA and CPU].")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -86,13 +84,13 @@ def _input_size(text: str | None) -> tuple[int, int, int] | None:
 @click.option("--threads", type=int, help="CPU threads for torch [torch's default].")
 @click.option("--metrics-format", type=click.Choice(["jsonl", "csv", "both", "none"]), default="jsonl", show_default=True)
 @click.option("--no-plot", is_flag=True, help="Do not write curves.png.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars or epoch lines.")
+@quiet_option()
 @click.option("--resume", is_flag=False, flag_value=RESUME_LAST, default=None, metavar="[CKPT]",
               help="Continue from a checkpoint directory [OUT/last when given without a value].")
 @click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Architecture argument (repeatable).")
 @click.option("--nproc", type=int, default=None, metavar="N",
               help="Launch N data-parallel processes on this machine with torchrun.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@json_option("Print the result as JSON on stdout.")
 def train_command(name: str, data: str, out: str | None, nproc: int | None, as_json: bool, quiet: bool,
                   no_plot: bool, cache: bool | None, mean: str | None, std: str | None, input_size: str | None,
                   milestones: str | None, model_args: tuple[str, ...], resume: str | None, **options) -> None:
@@ -111,7 +109,7 @@ def train_command(name: str, data: str, out: str | None, nproc: int | None, as_j
     from zoo.train import load_folder_for
     from zoo.train.trainer import Trainer
 
-    mean_v, std_v = _floats(mean, "--mean"), _floats(std, "--std")
+    mean_v, std_v = floats(mean, "--mean"), floats(std, "--std")
     if (mean_v is None) != (std_v is None):
         raise click.UsageError("give --mean and --std together")
     out_dir = Path(out) if out else Path("runs") / name.replace("/", "_")
@@ -188,54 +186,3 @@ def make_train_config(options: dict, *, out_dir: Path, resume: str | None, miles
         resume=resume,
         model_args=parse_key_values(model_args),
     )
-
-
-@click.command("evaluate")
-@click.argument("checkpoint", type=click.Path())
-@click.option("--data", required=True, help="Image folder (its val/ when present) or SCHEME:NAME.")
-@click.option("--split", type=click.Choice(["auto", "train", "val", "all"]), default="auto", show_default=True,
-              help="Which part of DATA: auto is val/ when present, else the whole folder.")
-@click.option("--batch-size", type=int, default=256, show_default=True)
-@click.option("--device", default="auto", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a report.")
-@click.option("--confident", type=float, metavar="P",
-              help="Instead: list images labelled with probability >= P whose folder is another class"
-                   " (e.g. classes the model never saw), with a contact sheet.")
-@click.option("--sheet", type=click.Path(dir_okay=False), help="Contact sheet PNG for --confident"
-              " [confident.png beside the checkpoint].")
-def evaluate_command(checkpoint: str, data: str, split: str, batch_size: int, device: str, as_json: bool,
-                     confident: float | None, sheet: str | None) -> None:
-    """Accuracy, per-class accuracy and the confusion matrix of CHECKPOINT on an image folder.
-
-    With --confident P: the images the model labels with at least probability P
-    although their folder says otherwise, e.g. cats shown to an airplane-vs-bird net.
-    """
-    from zoo.train.evaluate import evaluate, format_report
-
-    if confident is not None:
-        from pathlib import Path
-
-        from zoo.train.confident import confident_mistakes
-
-        sheet_path = sheet or str(Path(checkpoint) / "confident.png")
-        report = confident_mistakes(checkpoint, data, confident, sheet=sheet_path, batch_size=batch_size)
-        if as_json:
-            click.echo(json.dumps(report.to_dict(), indent=2))
-            return
-        click.echo(f"{len(report.mistakes)} of {report.num_images} images ({100 * report.rate:.1f}%) are labelled"
-                   f" with probability >= {confident:g} as a class their folder is not")
-        if report.unseen_classes:
-            click.echo(f"folders the model has no class for: {', '.join(report.unseen_classes)}")
-        for m in report.mistakes[:20]:
-            click.echo(f"  {m.path}  {m.predicted} {100 * m.probability:.1f}%  (folder {m.folder or '?'})")
-        if len(report.mistakes) > 20:
-            click.echo(f"  ... and {len(report.mistakes) - 20} more (--json lists all)")
-        if report.sheet:
-            click.echo(f"contact sheet: {report.sheet}")
-        return
-
-    result = evaluate(checkpoint, data, split=split, batch_size=batch_size, device=device)
-    if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
-    else:
-        click.echo(format_report(result))

@@ -151,17 +151,24 @@ def find_layout(data: str | os.PathLike, *, val_split: float | None = 0.1, seed:
     return FolderLayout(root, class_names, train, val if val.paths else None, skipped)
 
 
-def eval_files(data: str | os.PathLike, split: str = "auto") -> tuple[Path, list[str], FileSplit, SkipReport]:
-    """The folder to evaluate on: ``DIR/val`` (``split='auto'`` when it exists), ``DIR/train``, or ``DIR`` itself."""
+def eval_folder(data: str | os.PathLike, split: str = "auto") -> Path:
+    """The folder to score on: ``DIR/val`` (``split='auto'`` when it exists), ``DIR/train``, or ``DIR`` itself."""
     root = resolve_data_path(data)
     if split == "auto":
-        target = root / "val" if (root / "val").is_dir() else root
-    elif split == "all":
-        target = root
-    else:
-        target = root / split
-        if not target.is_dir():
-            raise DataError(f"{str(root)!r} has no {split}/ folder")
+        return root / "val" if (root / "val").is_dir() else root
+    if split == "all":
+        return root
+    if split not in ("train", "val"):
+        raise DataError(f"unknown split {split!r}; use auto, train, val or all")
+    target = root / split
+    if not target.is_dir():
+        raise DataError(f"{str(root)!r} has no {split}/ folder")
+    return target
+
+
+def eval_files(data: str | os.PathLike, split: str = "auto") -> tuple[Path, list[str], FileSplit, SkipReport]:
+    """The class folders of :func:`eval_folder`, scanned."""
+    target = eval_folder(data, split)
     class_names, files, skipped = scan_class_folders(target)
     _check_classes(target, class_names, files, need_two=False)
     return target, class_names, files, skipped

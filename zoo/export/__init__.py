@@ -43,6 +43,10 @@ def export(
         raise ExportError("no export format given; use --format onnx, safetensors or all")
     for name in names:
         table.get(name)  # unknown formats fail before any work, naming the known ones
+    if options.get("data") is not None:  # a folder or a named source (demo:cats), as everywhere
+        from zoo.data.folder import resolve_data_path
+
+        options["data"] = str(resolve_data_path(options["data"]))
     model, config = load_source(source, pretrained=pretrained, num_classes=num_classes, model_kwargs=model_kwargs)
     written: dict[str, Path] = {}
     for name in names:

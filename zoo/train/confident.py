@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.data.folder import resolve_data_path
+from zoo.data.folder import eval_folder
 from zoo.errors import DataError
 from zoo.runtime.preprocess import walk_images
 
@@ -60,11 +60,15 @@ def confident_mistakes(
     data: str | os.PathLike,
     threshold: float = 0.95,
     *,
+    split: str = "auto",
     sheet: str | os.PathLike | None = None,
     batch_size: int = 256,
     max_sheet: int = 64,
 ) -> ConfidentReport:
     """Images under ``data`` whose predicted class differs from their folder, with probability >= ``threshold``.
+
+    ``split`` chooses the part of ``data`` as ``zoo evaluate`` does: its
+    ``val/`` when there is one (``auto``), ``train``, ``val`` or ``all``.
 
     Folders named like one of the model's classes count as that class; any
     other folder is a class the model never saw, so every confident answer
@@ -77,9 +81,9 @@ def confident_mistakes(
     from zoo.data.decode import preprocess_image
 
     if not 0.0 < threshold <= 1.0:
-        raise DataError(f"--confident takes a probability in (0, 1], got {threshold}")
+        raise DataError(f"--min-prob takes a probability in (0, 1], got {threshold}")
     model, config = load_checkpoint(checkpoint)
-    root = resolve_data_path(data)
+    root = eval_folder(data, split)
     files = _image_files(root)
     if not files:
         raise DataError(f"{str(root)!r} contains no images")

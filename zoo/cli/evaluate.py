@@ -1,0 +1,84 @@
+"""``zoo evaluate`` and ``zoo mistakes``: scoring a checkpoint on an image folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from zoo.cli._options import deprecated, device_option, json_option
+
+SPLIT = click.option("--split", type=click.Choice(["auto", "train", "val", "all"]), default="auto", show_default=True,
+                     help="Which part of DATA: auto is val/ when present, else the whole folder.")
+DATA = click.option("--data", required=True, help="Image folder (class sub-folders) or SCHEME:NAME such as demo:cats.")
+
+
+@click.command("evaluate")
+@click.argument("source", metavar="SOURCE", type=click.Path())
+@DATA
+@SPLIT
+@click.option("--batch-size", type=int, default=256, show_default=True)
+@device_option()
+@json_option("Print JSON instead of a report.")
+@click.option("--confident", type=float, hidden=True, callback=deprecated("zoo evaluate --confident P", "zoo mistakes SOURCE --min-prob P"))
+@click.option("--sheet", type=click.Path(dir_okay=False), hidden=True)
+@click.pass_context
+def evaluate_command(ctx: click.Context, source: str, data: str, split: str, batch_size: int, device: str,
+                     as_json: bool, confident: float | None, sheet: str | None) -> None:
+    """Accuracy, per-class accuracy and the confusion matrix of SOURCE (a checkpoint) on an image folder.
+
+    \b
+    Examples:
+      zoo evaluate runs/net/best --data pics/
+      zoo evaluate runs/net/best --data demo:cats --split val --json
+    """
+    if confident is not None:
+        ctx.invoke(mistakes_command, source=source, data=data, split=split, min_prob=confident, sheet=sheet,
+                   batch_size=batch_size, as_json=as_json)
+        return
+    from zoo.train.evaluate import evaluate, format_report
+
+    result = evaluate(source, data, split=split, batch_size=batch_size, device=device)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        click.echo(format_report(result))
+
+
+@click.command("mistakes")
+@click.argument("source", metavar="SOURCE", type=click.Path())
+@DATA
+@SPLIT
+@click.option("--min-prob", type=float, default=0.95, show_default=True,
+              help="List images labelled with at least this probability as a class their folder is not.")
+@click.option("--sheet", type=click.Path(dir_okay=False), help="Contact sheet PNG [confident.png beside SOURCE].")
+@click.option("--batch-size", type=int, default=256, show_default=True)
+@json_option("Print JSON (every mistake) instead of the first 20.")
+def mistakes_command(source: str, data: str, split: str, min_prob: float, sheet: str | None, batch_size: int,
+                     as_json: bool) -> None:
+    """Confident mistakes of SOURCE (a checkpoint): images it labels with probability >= --min-prob although
+    their folder says otherwise, e.g. cats shown to an airplane-vs-bird net, with a contact sheet.
+
+    \b
+    Examples:
+      zoo mistakes runs/net/best --data pics/ --min-prob 0.95
+      zoo mistakes runs/net/best --data cifar_all/ --split all --sheet wrong.png
+    """
+    from zoo.train.confident import confident_mistakes
+
+    sheet_path = sheet or str(Path(source) / "confident.png")
+    report = confident_mistakes(source, data, min_prob, split=split, sheet=sheet_path, batch_size=batch_size)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    click.echo(f"{len(report.mistakes)} of {report.num_images} images ({100 * report.rate:.1f}%) are labelled"
+               f" with probability >= {min_prob:g} as a class their folder is not")
+    if report.unseen_classes:
+        click.echo(f"folders the model has no class for: {', '.join(report.unseen_classes)}")
+    for m in report.mistakes[:20]:
+        click.echo(f"  {m.path}  {m.predicted} {100 * m.probability:.1f}%  (folder {m.folder or '?'})")
+    if len(report.mistakes) > 20:
+        click.echo(f"  ... and {len(report.mistakes) - 20} more (--json lists all)")
+    if report.sheet:
+        click.echo(f"contact sheet: {report.sheet}")
