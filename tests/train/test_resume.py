@@ -130,3 +130,16 @@ def test_progress_on_a_pipe_is_one_line_per_epoch(data):
     lines = text.strip().splitlines()
     assert [line.split()[:2] for line in lines] == [["epoch", "1/2"], ["epoch", "2/2"]]
     assert "img/s" in lines[0] and "val loss" in lines[0]
+
+
+def test_normalize_model_on_a_plain_module_with_streamed_data_is_a_clear_error(data):
+    # It used to reach compute_mean_std(None) and fail deep inside.
+    from torch import nn
+
+    plain = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 3))
+    streamed = load_image_data(data.root, (3, 32, 32), cache=False)
+    with pytest.raises(ZooError, match="normalize='model'.*pass mean= and std="):
+        Trainer(plain, streamed, normalize="model", epochs=1, **FAST).setup()
+    trainer = Trainer(plain, streamed, normalize="dataset", epochs=1, **FAST)
+    trainer.setup()  # streamed data gets its statistics from a sample of the images
+    assert len(trainer.mean) == 3 and all(s > 0 for s in trainer.std)
