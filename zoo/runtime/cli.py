@@ -67,21 +67,34 @@ class RuntimeGroup(click.Group):
             raise click.ClickException(str(exc)) from None
 
 
+def predict_options(function: Any) -> Any:
+    """The options of ``predict`` shared by ``zoo-runtime predict`` and ``zoo predict``."""
+    options = [
+        click.argument("model", metavar="SOURCE"),
+        click.argument("inputs", nargs=-1, required=True),
+        click.option("--top-k", "-k", type=click.IntRange(min=1), default=5, show_default=True,
+                     help="Classes to show per image."),
+        click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+                     help="Images per batch."),
+        click.option("--provider", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+                     help="ONNX Runtime provider (for .onnx files)."),
+        click.option("--threads", type=int, help="ONNX Runtime intra-op threads."),
+        click.option("--size", help="Input size N or HxW, for .onnx files without zoo metadata."),
+        click.option("--mean", help="Normalisation mean, e.g. 0.485,0.456,0.406 (files without metadata)."),
+        click.option("--std", help="Normalisation std, e.g. 0.229,0.224,0.225 (files without metadata)."),
+        click.option("--labels", help="Class names: a file (one per line, or a JSON list) or a comma-separated list."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
 @click.command("predict")
-@click.argument("model")
-@click.argument("inputs", nargs=-1, required=True)
-@click.option("--top-k", "-k", type=click.IntRange(min=1), default=5, show_default=True, help="Classes to show per image.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Images per batch.")
-@click.option("--provider", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--threads", type=int, help="ONNX Runtime intra-op threads.")
-@click.option("--size", help="Input size N or HxW, for files without zoo metadata.")
-@click.option("--mean", help="Normalisation mean, e.g. 0.485,0.456,0.406 (files without metadata).")
-@click.option("--std", help="Normalisation std, e.g. 0.229,0.224,0.225 (files without metadata).")
-@click.option("--labels", help="Class names: a file (one per line, or a JSON list) or a comma-separated list.")
+@predict_options
 def predict_command(model: str, inputs: tuple[str, ...], top_k: int, as_json: bool, batch_size: int, provider: str,
                     threads: int | None, size: str | None, mean: str | None, std: str | None, labels: str | None) -> None:
-    """Predict the classes of INPUTS (image files or folders) with MODEL, an .onnx file."""
+    """Predict the classes of INPUTS (image files or folders) with SOURCE, an .onnx file."""
     from .model import load
 
     predictor = load(model, provider=provider, threads=threads, size=size, mean=floats(mean, "--mean"),
