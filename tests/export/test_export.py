@@ -20,18 +20,15 @@ from zoo.testing import make_image_folder
 CLASSES = ["red", "green", "blue"]
 
 
+
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
     return make_image_folder(tmp_path_factory.mktemp("images"), CLASSES, per_class=4, size=40)
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    torch.manual_seed(0)
-    model = zoo.create_model("net", num_classes=3)
-    path = tmp_path_factory.mktemp("ckpt") / "run"
-    checkpoint.save_checkpoint(path, model, checkpoint.make_config(model, class_names=CLASSES))
-    return path
+def ckpt(tmp_path_factory, untrained_checkpoint):
+    return untrained_checkpoint(tmp_path_factory.mktemp("ckpt") / "run", seed=0)
 
 
 @pytest.fixture(scope="module")

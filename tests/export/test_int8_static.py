@@ -6,11 +6,8 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
-import zoo
-from zoo import checkpoint
 from zoo.cli import cli
 from zoo.errors import ExportError
 from zoo.export import export
@@ -19,18 +16,15 @@ from zoo.testing import make_image_folder
 CLASSES = ["red", "green", "blue"]
 
 
+
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
     return make_image_folder(tmp_path_factory.mktemp("int8-images"), CLASSES, per_class=8, size=36)
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    torch.manual_seed(1)
-    model = zoo.create_model("net", num_classes=3)
-    path = tmp_path_factory.mktemp("int8-ckpt") / "run"
-    checkpoint.save_checkpoint(path, model, checkpoint.make_config(model, class_names=CLASSES))
-    return path
+def ckpt(tmp_path_factory, untrained_checkpoint):
+    return untrained_checkpoint(tmp_path_factory.mktemp("int8-ckpt") / "run", seed=1)
 
 
 def test_export_calibrates_int8_on_data_and_measures_it_on_other_images(ckpt, images, tmp_path):
