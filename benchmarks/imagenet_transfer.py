@@ -81,7 +81,7 @@ def main() -> None:
         print(json.dumps({
             "run": name, "command": "zoo " + " ".join(RUNS[name]), "seconds": round(seconds, 1),
             "cpu_seconds": round(cpu_seconds, 1), "val_acc": result.get("best_val_acc", result.get("best", {}).get("val_acc")),
-            "heldout_acc": metrics.get("accuracy"), "heldout_images": metrics.get("images", metrics.get("n")),
+            "heldout_acc": metrics.get("accuracy"), "heldout_images": metrics.get("num_images"),
             "load_before": load_before, "load_after": os.getloadavg()[0],
         }), flush=True)
 
