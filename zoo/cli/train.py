@@ -83,6 +83,8 @@ def _input_size(text: str | None) -> tuple[int, int, int] | None:
 @click.option("--cache/--no-cache", default=None, help="Decode all images into memory [when they fit --cache-mb].")
 @click.option("--cache-mb", type=float, default=1024, show_default=True, help="Memory budget of the image cache.")
 @click.option("--workers", type=int, help="DataLoader workers when streaming [one per core, at most 8].")
+@click.option("--memory-mb", type=float, default=512, show_default=True,
+              help="Memory budget of one inference batch's activations (validation, feature pass).")
 @click.option("--threads", type=int, help="CPU threads for torch [torch's default].")
 @click.option("--metrics-format", type=click.Choice(["jsonl", "csv", "both", "none"]), default="jsonl", show_default=True)
 @click.option("--no-plot", is_flag=True, help="Do not write curves.png.")
@@ -195,7 +197,9 @@ def make_train_config(options: dict, *, out_dir: Path, resume: str | None, miles
 @click.option("--data", required=True, help="Image folder (its val/ when present) or SCHEME:NAME.")
 @click.option("--split", type=click.Choice(["auto", "train", "val", "all"]), default="auto", show_default=True,
               help="Which part of DATA: auto is val/ when present, else the whole folder.")
-@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--batch-size", type=int, help="Images per batch [as many as fit --memory-mb, at most 256].")
+@click.option("--memory-mb", type=float, default=512, show_default=True,
+              help="Memory budget of one inference batch's activations.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a report.")
 @click.option("--confident", type=float, metavar="P",
@@ -203,8 +207,8 @@ def make_train_config(options: dict, *, out_dir: Path, resume: str | None, miles
                    " (e.g. classes the model never saw), with a contact sheet.")
 @click.option("--sheet", type=click.Path(dir_okay=False), help="Contact sheet PNG for --confident"
               " [confident.png beside the checkpoint].")
-def evaluate_command(checkpoint: str, data: str, split: str, batch_size: int, device: str, as_json: bool,
-                     confident: float | None, sheet: str | None) -> None:
+def evaluate_command(checkpoint: str, data: str, split: str, batch_size: int | None, memory_mb: float, device: str,
+                     as_json: bool, confident: float | None, sheet: str | None) -> None:
     """Accuracy, per-class accuracy and the confusion matrix of CHECKPOINT on an image folder.
 
     With --confident P: the images the model labels with at least probability P
@@ -218,7 +222,7 @@ def evaluate_command(checkpoint: str, data: str, split: str, batch_size: int, de
         from zoo.train.confident import confident_mistakes
 
         sheet_path = sheet or str(Path(checkpoint) / "confident.png")
-        report = confident_mistakes(checkpoint, data, confident, sheet=sheet_path, batch_size=batch_size)
+        report = confident_mistakes(checkpoint, data, confident, sheet=sheet_path, batch_size=batch_size or 256)
         if as_json:
             click.echo(json.dumps(report.to_dict(), indent=2))
             return
@@ -234,7 +238,7 @@ def evaluate_command(checkpoint: str, data: str, split: str, batch_size: int, de
             click.echo(f"contact sheet: {report.sheet}")
         return
 
-    result = evaluate(checkpoint, data, split=split, batch_size=batch_size, device=device)
+    result = evaluate(checkpoint, data, split=split, batch_size=batch_size, memory_mb=memory_mb, device=device)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -92,6 +92,9 @@ def load_image_data(
     total = len(layout.train) + (len(layout.val) if layout.val else 0)
     need = cache_bytes(total, (c, h, w))
     use_cache = bool(cache) if cache != "auto" else need <= cache_budget_mb * 2**20
+    if cache == "auto" and not use_cache and verbose:
+        print(f"zoo: {total:,} images at {h}x{w} need {need / 2**20:,.0f} MB, over --cache-mb {cache_budget_mb:g}:"
+              " streaming them from disk", file=sys.stderr, flush=True)
     if cache is True and need > cache_budget_mb * 2**20:
         raise DataError(
             f"caching {total} images needs {need / 2**20:.0f} MB, over the {cache_budget_mb:g} MB budget;"

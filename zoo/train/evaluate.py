@@ -42,7 +42,8 @@ def evaluate(
     data: Any,
     *,
     split: str = "auto",
-    batch_size: int = 256,
+    batch_size: int | None = None,
+    memory_mb: float | None = None,
     device: str = "auto",
     cache_mb: float = 1024,
     workers: int | None = None,
@@ -52,7 +53,9 @@ def evaluate(
     ``data`` is an image folder (``DIR/val`` when it exists, else ``DIR``;
     ``split`` picks ``train``, ``val`` or ``all`` explicitly), ``scheme:name``,
     or a pair of tensors ``(inputs, labels)`` already prepared for the model.
-    The folder's class names must be among the checkpoint's.
+    The folder's class names must be among the checkpoint's. Without
+    ``batch_size``, batches hold as many images as fit ``memory_mb``
+    (:func:`zoo.data.budget.budget_batch_size`).
     """
     import torch
 
@@ -102,6 +105,10 @@ def evaluate(
             raise DataError(f"none of the images under {where!r} could be read: {skipped.describe()}")
     dev = select_device(device)
     model = model.to(dev).eval()
+    if batch_size is None:
+        from zoo.data.budget import budget_batch_size
+
+        batch_size = budget_batch_size(model, input_size, memory_mb)
     batches = make_batches(source, batch_size, train=False, input_size=input_size, workers=workers)
     normalize = Normalize(config.get("mean"), config.get("std"))
     preds, targets = [], []

@@ -52,8 +52,12 @@ def extract_features(
     batch_size: int = 256,
     device: str | torch.device = "cpu",
     progress: Any = None,
+    engine: Any = None,
 ) -> torch.Tensor:
-    """Pre-logit features ``forward_head(forward_features(x), pre_logits=True)`` of uint8 images, in eval mode."""
+    """Pre-logit features ``forward_head(forward_features(x), pre_logits=True)`` of uint8 images, in eval mode.
+
+    ``engine`` (from :func:`zoo.transfer.engine.choose_engine`) computes them instead of the model's own forward.
+    """
     from zoo.data.transforms import Normalize
 
     normalise = Normalize(mean, std)
@@ -62,7 +66,10 @@ def extract_features(
     out = []
     for start in range(0, len(images), batch_size):
         x = normalise(images[start:start + batch_size].to(device))
-        out.append(model.forward_head(model.forward_features(x), pre_logits=True).float().cpu())
+        if engine is not None:
+            out.append(engine(x))
+        else:
+            out.append(model.forward_head(model.forward_features(x), pre_logits=True).float().cpu())
         if progress is not None:
             progress(min(start + batch_size, len(images)), len(images))
     model.train(was)
@@ -71,15 +78,19 @@ def extract_features(
 
 @torch.no_grad()
 def extract_split_features(model: nn.Module, split: Any, input_size: Sequence[int], *, mean, std,
-                           batch_size: int = 256, device: str | torch.device = "cpu", progress: Any = None):
+                           batch_size: int = 256, device: str | torch.device = "cpu", progress: Any = None,
+                           engine: Any = None):
     """``(features, labels)`` of a :class:`zoo.data.ImageSplit`, cached or streamed."""
     if split.images is not None:
         return extract_features(model, split.images, mean=mean, std=std, batch_size=batch_size,
-                                device=device, progress=progress), split.labels
+                                device=device, progress=progress, engine=engine), split.labels
     from zoo.data.batches import make_batches
 
     chunks, labels = [], []
     for x, y in make_batches(split, batch_size, train=False, input_size=input_size):
-        chunks.append(extract_features(model, x, mean=mean, std=std, batch_size=batch_size, device=device))
+        chunks.append(extract_features(model, x, mean=mean, std=std, batch_size=batch_size, device=device,
+                                       engine=engine))
         labels.append(y)
+        if progress is not None:
+            progress(sum(len(c) for c in chunks), len(split))
     return torch.cat(chunks), torch.cat(labels)
