@@ -52,3 +52,18 @@ def test_evaluate_and_train_refuse_a_tiny_budget_in_one_line(tmp_path):
     assert bad.output.strip().startswith("Error: --memory-mb 0.0001 is too small")
     good = runner.invoke(cli, ["evaluate", str(tmp_path / "run" / "best"), "--data", str(data), "--memory-mb", "1"])
     assert good.exit_code == 0, good.output
+
+
+def test_predict_sizes_its_batches_from_the_budget(tmp_path):
+    from zoo.testing import make_image_folder
+
+    data = make_image_folder(tmp_path / "d", ("a", "b"), per_class=4, size=16, split=True, val_per_class=2)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["train", "net", "--data", str(data), "--out", str(tmp_path / "run"), "--epochs", "1",
+                               "--no-plot"]).exit_code == 0
+    ckpt = str(tmp_path / "run" / "best")
+    bad = runner.invoke(cli, ["predict", ckpt, str(data), "--memory-mb", "0.0001"])
+    assert bad.exit_code == 1 and bad.output.strip().startswith("Error: --memory-mb 0.0001 is too small")
+    good = runner.invoke(cli, ["predict", ckpt, str(data), "--memory-mb", "0.5", "--json"])
+    assert good.exit_code == 0, good.output
+    assert good.output.count('"input"') == 12

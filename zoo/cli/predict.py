@@ -25,7 +25,10 @@ def _floats(value: str | None, option: str) -> list[float] | None:
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--top-k", "-k", type=int, default=5, show_default=True, help="Classes to show per image.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-@click.option("--batch-size", type=int, default=32, show_default=True, help="Images per batch.")
+@click.option("--batch-size", type=int,
+              help="Images per batch [checkpoints: as many as fit --memory-mb, at most 256; .onnx files: 32].")
+@click.option("--memory-mb", type=float, default=512, show_default=True,
+              help="Memory budget of one batch's activations (checkpoints).")
 @click.option("--provider", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="ONNX Runtime provider (for .onnx models).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
@@ -35,7 +38,8 @@ def _floats(value: str | None, option: str) -> list[float] | None:
 @click.option("--mean", help="Normalisation mean, e.g. 0.485,0.456,0.406 (files without metadata).")
 @click.option("--std", help="Normalisation std, e.g. 0.229,0.224,0.225 (files without metadata).")
 @click.option("--labels", help="Class names: a file (one per line, or a JSON list) or a comma-separated list.")
-def predict_command(model: str, inputs: tuple[str, ...], top_k: int, as_json: bool, batch_size: int, provider: str,
+def predict_command(model: str, inputs: tuple[str, ...], top_k: int, as_json: bool, batch_size: int | None,
+                    memory_mb: float, provider: str,
                     device: str, threads: int | None, size: str | None, mean: str | None, std: str | None,
                     labels: str | None) -> None:
     """Predict the classes of INPUTS (image files or folders) with MODEL (a checkpoint or .onnx file)."""
@@ -52,6 +56,8 @@ def predict_command(model: str, inputs: tuple[str, ...], top_k: int, as_json: bo
         from zoo.export.predict import TorchModel
 
         predictor = TorchModel(model, device=device)
+        batch_size = batch_size or predictor.budget_batch_size(memory_mb)
+    batch_size = batch_size or 32
     from zoo.runtime.skips import SkipReport
 
     skipped = SkipReport()
