@@ -62,7 +62,8 @@ def evaluate(
     from zoo.checkpoint import load_checkpoint
     from zoo.data.batches import make_batches
     from zoo.data.dataset import ImageSplit, cache_bytes
-    from zoo.data.decode import decode_many
+    from zoo.data.decode import OtherSize
+    from zoo.data.decode import cache_size, decode_stored
     from zoo.data.folder import eval_files
     from zoo.data.transforms import Normalize
     from zoo.train.metrics import confusion_matrix, per_class_accuracy
@@ -95,10 +96,16 @@ def evaluate(
         # Folder labels -> the checkpoint's class indices.
         remap = [class_names.index(n) for n in names]
         labels = torch.tensor([remap[i] for i in files.labels], dtype=torch.long)
-        if cache_bytes(len(files), input_size) <= cache_mb * 2**20:
-            images, kept, bad = decode_many(files.paths, input_size[0], input_size[1:])
-            skipped.update(bad)
-            source = ImageSplit([files.paths[i] for i in kept], labels[kept], images)
+        hw = tuple(input_size[1:])
+        stored = cache_size(files.paths, input_size[0], hw)
+        fits = cache_bytes(len(files), input_size) <= cache_mb * 2**20
+        if cache_bytes(len(files), (input_size[0], *stored)) <= cache_mb * 2**20:
+            try:
+                images, kept, bad, got = decode_stored(files.paths, input_size[0], hw, stored=stored, fall_back=fits)
+                skipped.update(bad)
+                source = ImageSplit([files.paths[i] for i in kept], labels[kept], images, hw if got != hw else None)
+            except OtherSize:  # images of several sizes that do not fit at the input size: stream them
+                source = ImageSplit(list(files.paths), labels)
         else:
             source = ImageSplit(list(files.paths), labels)
         if len(source) == 0:

@@ -53,11 +53,14 @@ def extract_features(
     device: str | torch.device = "cpu",
     progress: Any = None,
     engine: Any = None,
+    size: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """Pre-logit features ``forward_head(forward_features(x), pre_logits=True)`` of uint8 images, in eval mode.
 
-    ``engine`` (from :func:`zoo.transfer.engine.choose_engine`) computes them instead of the model's own forward.
+    ``engine`` (from :func:`zoo.transfer.engine.choose_engine`) computes them instead of the model's own forward;
+    ``size`` = (H, W) resizes images cached at a smaller stored size, batch by batch.
     """
+    from zoo.data.decode import resize_batch
     from zoo.data.transforms import Normalize
 
     normalise = Normalize(mean, std)
@@ -65,7 +68,8 @@ def extract_features(
     model.eval()
     out = []
     for start in range(0, len(images), batch_size):
-        x = normalise(images[start:start + batch_size].to(device))
+        x = images[start:start + batch_size].to(device)
+        x = normalise(resize_batch(x, size) if size is not None else x)
         if engine is not None:
             out.append(engine(x))
         else:
@@ -83,7 +87,7 @@ def extract_split_features(model: nn.Module, split: Any, input_size: Sequence[in
     """``(features, labels)`` of a :class:`zoo.data.ImageSplit`, cached or streamed."""
     if split.images is not None:
         return extract_features(model, split.images, mean=mean, std=std, batch_size=batch_size,
-                                device=device, progress=progress, engine=engine), split.labels
+                                device=device, progress=progress, engine=engine, size=split.size), split.labels
     from zoo.data.batches import make_batches
 
     chunks, labels = [], []

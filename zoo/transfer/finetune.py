@@ -332,7 +332,7 @@ def _feature_pass(model: Any, dataset: Any, mean: Any, std: Any, device: Any, cf
 def _real_batch(split: Any, size: Sequence[int], count: int):
     """The first ``count`` decodable images of a split (uint8), cached or not: the engine is checked on them."""
     if split.images is not None:
-        return split.images[:count]
+        return split.batch(0, count)
     from zoo.data.decode import decode_many
 
     images, _, _ = decode_many(split.paths[:4 * count], int(size[0]), tuple(size[1:]))
@@ -399,5 +399,5 @@ def _source_input_size(source: str | None, options: FinetuneOptions) -> tuple[in
 def _normalised_sample(dataset: Any, prepared: Prepared):
     from zoo.data.transforms import Normalize
 
-    images = dataset.train.images[:4]
+    images = dataset.train.batch(0, 4)
     return Normalize(prepared.mean, prepared.std)(images)
