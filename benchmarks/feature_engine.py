@@ -64,7 +64,7 @@ def main() -> None:
     size = (3, args.size, args.size)
     data = load_image_data(subset(args.data, tmp / "data", args.images), size, val_split=0.0, cache=True,
                            cache_budget_mb=4096)
-    images = data.train.images[:args.images]
+    images = data.train.batch(0, args.images)  # at the input size (the cache keeps CIFAR at 32x32)
     mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
     report: dict[str, object] = {"images": len(images), "size": args.size, "threads": args.threads,
                                  "load_before": load_average()}

@@ -11,6 +11,7 @@ image is taken as the input plus ``_LIVE`` times the largest layer output.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from zoo.errors import DataError
@@ -20,17 +21,31 @@ MAX_BATCH = 256
 _LIVE = 4  # largest outputs alive at once (input, output, residual, one spare for the engine's own buffers)
 
 
-def activation_bytes(model: Any, input_size: Sequence[int], forward: Callable[[Any], Any] | None = None) -> int:
-    """Estimated peak bytes of activations for one image of ``input_size`` (C, H, W) in inference."""
+@dataclass(frozen=True)
+class Probe:
+    """What one image costs a model in inference: peak activation bytes and multiply-adds."""
+
+    activation_bytes: int
+    macs: int
+
+
+def probe(model: Any, input_size: Sequence[int], forward: Callable[[Any], Any] | None = None) -> Probe:
+    """Run one zero image of ``input_size`` (C, H, W) through ``forward`` (the model) with size hooks."""
     import torch
+    from torch import nn
 
     c, h, w = (int(v) for v in input_size)
-    largest = [0]
+    largest, macs = [0], [0]
 
-    def note(_module: Any, _inputs: Any, output: Any) -> None:
-        for t in output if isinstance(output, (tuple, list)) else (output,):
-            if isinstance(t, torch.Tensor):
-                largest[0] = max(largest[0], t.numel() * 4)  # float32, whatever the probe's dtype
+    def note(module: Any, _inputs: Any, output: Any) -> None:
+        outs = [t for t in (output if isinstance(output, (tuple, list)) else (output,)) if isinstance(t, torch.Tensor)]
+        for t in outs:
+            largest[0] = max(largest[0], t.numel() * 4)  # float32, whatever the probe's dtype
+        if isinstance(module, nn.Conv2d) and outs:
+            kh, kw = module.kernel_size
+            macs[0] += outs[0].numel() * (module.in_channels // module.groups) * kh * kw
+        elif isinstance(module, nn.Linear) and outs:
+            macs[0] += outs[0].numel() * module.in_features
 
     leaves = [m for m in model.modules() if next(m.children(), None) is None]
     handles = [m.register_forward_hook(note) for m in leaves]
@@ -44,7 +59,12 @@ def activation_bytes(model: Any, input_size: Sequence[int], forward: Callable[[A
         for handle in handles:
             handle.remove()
         model.train(was)
-    return c * h * w * 4 + _LIVE * largest[0]
+    return Probe(c * h * w * 4 + _LIVE * largest[0], macs[0])
+
+
+def activation_bytes(model: Any, input_size: Sequence[int], forward: Callable[[Any], Any] | None = None) -> int:
+    """Estimated peak bytes of activations for one image of ``input_size`` (C, H, W) in inference."""
+    return probe(model, input_size, forward).activation_bytes
 
 
 def budget_batch_size(

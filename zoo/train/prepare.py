@@ -138,3 +138,24 @@ def _val_batch_size(trainer: Any) -> int:
     from zoo.data.budget import budget_batch_size
 
     return budget_batch_size(trainer.forward_module, trainer.input_size, cfg.memory_mb, cap=2 * cfg.batch_size)
+
+
+# Multiply-adds per image below which one CPU thread trains fastest: splitting
+# such small operators across cores costs more in synchronisation than it
+# gains, and on a shared machine a descheduled second thread stalls every
+# operator (benchmarks/cpu_train_step.py measured it; docs/training.md has the figures).
+ONE_THREAD_MACS = 30_000_000
+
+
+def default_threads(model: Any, forward_module: Any, input_size: Sequence[int] | None) -> int | None:
+    """1 for small networks (and heads on cached features), None (torch's default, all cores) otherwise."""
+    if forward_module is not model:
+        return 1  # a head on cached features: a matrix product per batch
+    if not input_size:
+        return None
+    from zoo.data.budget import probe
+
+    try:
+        return 1 if probe(model, input_size).macs < ONE_THREAD_MACS else None
+    except Exception:  # a model the probe cannot run at this size: leave torch's choice
+        return None
