@@ -126,3 +126,14 @@ def test_folder_larger_than_the_cache_streams_and_says_so_once(tiny_folder, tmp_
     for path in ("cached", "streamed"):
         runs[path] = zoo.evaluate(str(tmp_path / path / "last"), str(tiny_folder)).accuracy
     assert runs["cached"] == runs["streamed"]  # the same features, whether held in memory or read per batch
+
+
+def test_a_damaged_cached_backbone_falls_back_then_is_exported_again(images):
+    model = zoo.create_model("cifar8_resnet", num_classes=2, pretrained=False)
+    path = eng.backbone_cache_dir() / f"{eng.weights_key(model, (3, 32, 32))}.onnx"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not an onnx file")
+    lines: list[str] = []
+    assert eng.choose_engine(model, sample_of(images), (3, 32, 32), log=lines.append).name == "torch"
+    assert "instead of ONNX Runtime" in lines[-1] and not path.exists()
+    assert eng.choose_engine(model, sample_of(images), (3, 32, 32)).name == "onnxruntime"

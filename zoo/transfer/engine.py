@@ -175,7 +175,11 @@ def _validated_session(model: nn.Module, sample: torch.Tensor, input_size: Seque
     if not (backbone_cache_dir() / f"{key}.onnx").is_file():
         say("feature pass: exporting the backbone to ONNX (once for these weights)")
     path = export_backbone(model, input_size, backbone_cache_dir(), key)
-    session = open_session(path, "cpu", threads=threads or torch.get_num_threads())
+    try:
+        session = open_session(path, "cpu", threads=threads or torch.get_num_threads())
+    except Exception:
+        path.unlink(missing_ok=True)  # a damaged cached file: the next run exports afresh
+        raise
     prelogits = PreLogits(model)
     was = model.training
     model.eval()
