@@ -197,26 +197,32 @@ def peak_rss_full(data: Path, threads: int | None) -> float:
 
 
 def processes(args: argparse.Namespace) -> None:
-    """Whole-process wall times, book script and ``zoo train net`` alternating, each with its defaults."""
-    book_s, zoo_s = [], []
+    """Whole-process wall times, alternating: the book script, ``zoo train net`` with its defaults, and
+    ``zoo train net --threads CORES`` (torch's default thread count, zoo's default before it chose one)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    times: dict[str, list[float]] = {"book": [], "zoo": [], f"zoo --threads {cores}": []}
     with tempfile.TemporaryDirectory() as tmp:
         root = make_cifar2_folder(Path(tmp) / "cifar2", args.data, args.n_train, args.n_val)
+        zoo_cmd = [sys.executable, "-m", "zoo", "train", "net", "--data", str(root), "--epochs", str(args.epochs),
+                   "--batch-size", "64", "--lr", "0.01", "--momentum", "0", "--seed", str(args.seed), "--quiet",
+                   "--no-plot"]
         for i in range(args.processes):
-            t0 = time.perf_counter()
-            subprocess.run([sys.executable, __file__, "--book-only", str(root), "--epochs", str(args.epochs),
-                            "--seed", str(args.seed)], check=True, stdout=subprocess.DEVNULL)
-            book_s.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "zoo", "train", "net", "--data", str(root), "--epochs",
-                            str(args.epochs), "--batch-size", "64", "--lr", "0.01", "--momentum", "0", "--seed",
-                            str(args.seed), "--out", f"{tmp}/zoo{i}", "--quiet", "--no-plot"], check=True,
-                           stdout=subprocess.DEVNULL)
-            zoo_s.append(time.perf_counter() - t0)
-            print(f"round {i + 1}: book {book_s[-1]:.1f}s, zoo {zoo_s[-1]:.1f}s, ratio {book_s[-1] / zoo_s[-1]:.2f}x,"
-                  f" load {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
-    ratios = [b / z for b, z in zip(book_s, zoo_s)]
-    print(json.dumps({"epochs": args.epochs, "book_s": book_s, "zoo_s": zoo_s, "ratios": ratios,
-                      "ratio_median": statistics.median(ratios), "load_avg_1min": os.getloadavg()[0]}, indent=2))
+            commands = {
+                "book": [sys.executable, __file__, "--book-only", str(root), "--epochs", str(args.epochs),
+                         "--seed", str(args.seed)],
+                "zoo": zoo_cmd + ["--out", f"{tmp}/zoo{i}"],
+                f"zoo --threads {cores}": zoo_cmd + ["--out", f"{tmp}/zoot{i}", "--threads", str(cores)],
+            }
+            for name, cmd in commands.items():
+                t0 = time.perf_counter()
+                subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+                times[name].append(time.perf_counter() - t0)
+            print(f"round {i + 1}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in times.items())
+                  + f", load {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
+    ratios = {k: [b / z for b, z in zip(times["book"], v)] for k, v in times.items() if k != "book"}
+    print(json.dumps({"epochs": args.epochs, "seconds": times, "book_over": ratios,
+                      "book_over_median": {k: statistics.median(v) for k, v in ratios.items()},
+                      "load_avg_1min": os.getloadavg()[0]}, indent=2))
 
 
 def warm_up() -> None:
