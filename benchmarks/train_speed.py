@@ -19,7 +19,13 @@ epoch time, whole-run wall time, final validation accuracy, and the ratios.
 ``--rss`` also trains ``net`` on all 50,000 CIFAR-10 images for one epoch in a
 child process (``zoo train`` on the command line) and reports its peak RSS.
 
+``--processes N`` also times whole processes, N rounds alternating: the
+book loop as its own script (``--book-only``) against ``zoo train net`` on
+the command line with no thread flag (each side with its own defaults), from
+start to exit.
+
     python benchmarks/train_speed.py --epochs 10 --threads 1 [--interleave 6] [--rss] [--json out.json]
+    python benchmarks/train_speed.py --epochs 10 --processes 3      (no --threads: the defaults)
 """
 
 from __future__ import annotations
@@ -190,6 +196,35 @@ def peak_rss_full(data: Path, threads: int | None) -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
+def processes(args: argparse.Namespace) -> None:
+    """Whole-process wall times, alternating: the book script, ``zoo train net`` with its defaults, and
+    ``zoo train net --threads CORES`` (torch's default thread count, zoo's default before it chose one)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    times: dict[str, list[float]] = {"book": [], "zoo": [], f"zoo --threads {cores}": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = make_cifar2_folder(Path(tmp) / "cifar2", args.data, args.n_train, args.n_val)
+        zoo_cmd = [sys.executable, "-m", "zoo", "train", "net", "--data", str(root), "--epochs", str(args.epochs),
+                   "--batch-size", "64", "--lr", "0.01", "--momentum", "0", "--seed", str(args.seed), "--quiet",
+                   "--no-plot"]
+        for i in range(args.processes):
+            commands = {
+                "book": [sys.executable, __file__, "--book-only", str(root), "--epochs", str(args.epochs),
+                         "--seed", str(args.seed)],
+                "zoo": zoo_cmd + ["--out", f"{tmp}/zoo{i}"],
+                f"zoo --threads {cores}": zoo_cmd + ["--out", f"{tmp}/zoot{i}", "--threads", str(cores)],
+            }
+            for name, cmd in commands.items():
+                t0 = time.perf_counter()
+                subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+                times[name].append(time.perf_counter() - t0)
+            print(f"round {i + 1}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in times.items())
+                  + f", load {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
+    ratios = {k: [b / z for b, z in zip(times["book"], v)] for k, v in times.items() if k != "book"}
+    print(json.dumps({"epochs": args.epochs, "seconds": times, "book_over": ratios,
+                      "book_over_median": {k: statistics.median(v) for k, v in ratios.items()},
+                      "load_avg_1min": os.getloadavg()[0]}, indent=2))
+
+
 def warm_up() -> None:
     """Pay the one-off imports both sides need (torch.optim pulls in torch._dynamo, seconds
     on a cold start) before either is timed, so neither is charged for them."""
@@ -217,9 +252,18 @@ def main() -> None:
     parser.add_argument("--interleave", type=int, default=0, metavar="EPOCHS",
                         help="also alternate book and zoo epochs this many times (images/s under the same load)")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--processes", type=int, default=0, metavar="ROUNDS",
+                        help="time whole processes instead: the book script against 'zoo train net', alternating")
+    parser.add_argument("--book-only", type=Path, help=argparse.SUPPRESS)  # the child of --processes
     args = parser.parse_args()
+    if args.book_only:
+        print(json.dumps(book_run(args.book_only, args.epochs, args.seed)))
+        return
     if not args.data.is_dir():
         sys.exit(f"no CIFAR-10 folder at {args.data}; pass --data")
+    if args.processes:
+        processes(args)
+        return
     import torch
 
     if args.threads:

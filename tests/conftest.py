@@ -14,6 +14,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ZOO_OFFLINE", "1")
 
 
+@pytest.fixture(autouse=True)
+def _backbone_cache(tmp_path_factory, monkeypatch):
+    """Exported feature backbones go to a temporary cache, never the user's ~/.cache."""
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "zoo-cache"))
+
+
 @pytest.fixture
 def fresh_plugins(monkeypatch):
     """A plugin manager that loads anew, and is reset again afterwards."""

@@ -112,11 +112,32 @@ def test_decompression_bomb_is_skipped(tmp_path, monkeypatch):
 
 
 def test_cache_budget_switches_to_streaming(tmp_path):
-    make_image_folder(tmp_path, ("a", "b"), per_class=3, size=8)
+    make_image_folder(tmp_path, ("a", "b"), per_class=3, size=40)
     assert not load_image_data(tmp_path, (3, 64, 64), cache_budget_mb=0.01).cached
     assert load_image_data(tmp_path, (3, 8, 8)).cached
     with pytest.raises(DataError, match="budget"):
         load_image_data(tmp_path, (3, 64, 64), cache=True, cache_budget_mb=0.01)
+
+
+def test_cache_keeps_small_images_at_their_stored_size(tmp_path):
+    """8x8 images for a 64x64 model take 8x8 bytes each in the cache, and batches come out at 64x64."""
+    from zoo.data import make_batches
+    from zoo.data.decode import read_uint8
+
+    make_image_folder(tmp_path, ("a", "b"), per_class=3, size=8)
+    data = load_image_data(tmp_path, (3, 64, 64), val_split=0.0, cache_budget_mb=0.01)  # 6 x 3x64x64 would not fit
+    assert data.cached and tuple(data.train.images.shape) == (6, 3, 8, 8)
+    x, _ = next(iter(make_batches(data.train, 6, train=False)))
+    assert x.dtype == torch.uint8 and tuple(x.shape) == (6, 3, 64, 64)
+    pil = torch.from_numpy(read_uint8(data.train.paths[0], 3, (64, 64)).copy()).permute(2, 0, 1)
+    assert (x[0].int() - pil.int()).abs().max() <= 1  # the batch resize is Pillow's bilinear, to one grey level
+
+
+def test_mixed_sizes_are_decoded_at_the_input_size(tmp_path):
+    make_image_folder(tmp_path, ("a", "b"), per_class=20, size=8)
+    Image.new("RGB", (12, 10), (200, 10, 10)).save(tmp_path / "b" / "zz_odd.png")  # sorts after the probed ones
+    data = load_image_data(tmp_path, (3, 16, 16), val_split=0.0)
+    assert tuple(data.train.images.shape[1:]) == (3, 16, 16) and data.train.size is None
 
 
 def test_preprocess_image_follows_the_contract(tmp_path):

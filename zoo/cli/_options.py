@@ -97,3 +97,9 @@ def quiet_option(help: str = "No progress bars or epoch lines."):
 
 def json_option(help: str = "Print JSON on stdout instead of text."):
     return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+def memory_option(default: float = 512):
+    """``--memory-mb``: the activation budget that sizes inference batches (zoo.data.budget)."""
+    return click.option("--memory-mb", type=float, default=default, show_default=True,
+                        help="Memory budget of one inference batch's activations; sizes the batches.")

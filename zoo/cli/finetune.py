@@ -70,11 +70,13 @@ def _shared_train_options() -> list[click.Parameter]:
               help="Discriminative learning rates: a stage k below the head trains at lr * decay^k.")
 @click.option("--cache-features/--no-cache-features", default=None,
               help="Train the head on backbone features computed once [when the backbone is frozen and augmentation off].")
+@click.option("--feature-engine", type=click.Choice(["auto", "onnxruntime", "torch"]), default="auto", show_default=True,
+              help="What computes cached features: ONNX Runtime when it matches PyTorch (auto), or either one.")
 @click.option("--dry-run", is_flag=True, help="Print the trainable/frozen parameters per group with their learning rates, then stop.")
 def finetune_command(source: str | None, weights: str | None, tag: str | None, encoder: str | None, head: str,
                      head_dropout: float, freeze: str, freeze_patterns: tuple[str, ...], bn_policy: str,
                      unfreeze_after: int | None, unfreeze_every: int, layer_decay: float, cache_features: bool | None,
-                     dry_run: bool, out: str | None, as_json: bool, quiet: bool, no_plot: bool, cache: bool | None,
+                     feature_engine: str, dry_run: bool, out: str | None, as_json: bool, quiet: bool, no_plot: bool, cache: bool | None,
                      mean: str | None, std: str | None, input_size: str | None, milestones: str | None,
                      model_args: tuple[str, ...], resume: str | None, **options) -> None:
     """Transfer learning: finetune SOURCE, a model name (pretrained weights, found offline first) or a checkpoint,
@@ -107,6 +109,7 @@ def finetune_command(source: str | None, weights: str | None, tag: str | None, e
         head=head, head_dropout=head_dropout, freeze=freeze_value, freeze_patterns=tuple(freeze_patterns),
         bn_policy=bn_policy, unfreeze_after=unfreeze_after, unfreeze_every=unfreeze_every, layer_decay=layer_decay,
         pretrained=tag or True, weights=weights, encoder=encoder, cache_features=cache_features,
+        feature_engine=feature_engine,
     )
     log = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
     if dry_run:

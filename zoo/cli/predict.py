@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import click
 
-from zoo.cli._options import device_option
-from zoo.runtime.cli import floats, predict_options, show_predictions
+from zoo.cli._options import device_option, memory_option
+from zoo.runtime.cli import ONNX_BATCH, floats, predict_options, show_predictions
 
 
 @click.command("predict")
 @predict_options
 @device_option()
-def predict_command(model: str, inputs: tuple[str, ...], top_k: int, as_json: bool, batch_size: int, provider: str,
-                    device: str, threads: int | None, size: str | None, mean: str | None, std: str | None,
-                    labels: str | None) -> None:
+@memory_option()
+def predict_command(model: str, inputs: tuple[str, ...], top_k: int, as_json: bool, batch_size: int | None,
+                    provider: str, device: str, memory_mb: float, threads: int | None, size: str | None,
+                    mean: str | None, std: str | None, labels: str | None) -> None:
     """Predict the classes of INPUTS (image files or folders) with SOURCE: a model name (its pretrained
     weights), a checkpoint or an .onnx file."""
     if model.lower().endswith(".onnx"):
@@ -31,4 +32,5 @@ def predict_command(model: str, inputs: tuple[str, ...], top_k: int, as_json: bo
         from zoo.export.predict import TorchModel
 
         predictor = TorchModel(model, device=device)
-    show_predictions(predictor, inputs, top_k=top_k, batch_size=batch_size, as_json=as_json)
+        batch_size = batch_size or predictor.budget_batch_size(memory_mb)
+    show_predictions(predictor, inputs, top_k=top_k, batch_size=batch_size or ONNX_BATCH, as_json=as_json)

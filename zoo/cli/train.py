@@ -81,6 +81,8 @@ def _input_size(text: str | None) -> tuple[int, int, int] | None:
 @click.option("--cache/--no-cache", default=None, help="Decode all images into memory [when they fit --cache-mb].")
 @click.option("--cache-mb", type=float, default=1024, show_default=True, help="Memory budget of the image cache.")
 @click.option("--workers", type=int, help="DataLoader workers when streaming [one per core, at most 8].")
+@click.option("--memory-mb", type=float, default=512, show_default=True,
+              help="Memory budget of one inference batch's activations (validation, feature pass).")
 @click.option("--threads", type=int, help="CPU threads for torch [torch's default].")
 @click.option("--metrics-format", type=click.Choice(["jsonl", "csv", "both", "none"]), default="jsonl", show_default=True)
 @click.option("--no-plot", is_flag=True, help="Do not write curves.png.")

@@ -49,11 +49,13 @@ class TensorBatches:
     """Batches cut from tensors held in memory: a permutation, then slices; no per-sample work.
 
     ``x`` is a uint8 image tensor (N, C, H, W) or any float tensor (cached
-    features); ``y`` holds the labels.
+    features); ``y`` holds the labels. ``resize`` = (H, W) brings each batch
+    of images cached at a smaller stored size to the input size.
     """
 
     def __init__(self, x, y, batch_size: int, *, shuffle: bool = False, drop_last: bool = False,
-                 seed: int = 0, rank: int = 0, world_size: int = 1, pad: bool = True) -> None:
+                 seed: int = 0, rank: int = 0, world_size: int = 1, pad: bool = True,
+                 resize: Sequence[int] | None = None) -> None:
         if len(x) != len(y):
             raise DataError(f"{len(x)} inputs but {len(y)} labels")
         if len(x) == 0:
@@ -65,6 +67,7 @@ class TensorBatches:
         self.epoch = 0
         self.start_batch = 0
         self.skipped = SkipReport()
+        self.resize = tuple(resize) if resize is not None else None
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         """Choose the permutation of ``epoch`` (call before iterating); begin at batch ``start_batch``."""
@@ -104,13 +107,16 @@ class TensorBatches:
         # underneath a channels-last cache it keeps the layout instead.
         nhwc = x.ndim == 4 and not x.is_contiguous() and x.permute(0, 2, 3, 1).is_contiguous()
         src = x.permute(0, 2, 3, 1) if nhwc else x
+        from zoo.data.decode import resize_batch
+
+        grow = (lambda b: resize_batch(b, self.resize)) if self.resize is not None else (lambda b: b)
         for start in range(first * bs, stop, bs):
             if contiguous:  # a view, no copy
-                yield x[start:start + bs], self.y[start:start + bs]
+                yield grow(x[start:start + bs]), self.y[start:start + bs]
             else:
                 idx = order[start:start + bs]
                 batch = src.index_select(0, idx)
-                yield (batch.permute(0, 3, 1, 2) if nhwc else batch), self.y.index_select(0, idx)
+                yield grow(batch.permute(0, 3, 1, 2) if nhwc else batch), self.y.index_select(0, idx)
 
 
 class LoaderBatches:
@@ -243,7 +249,7 @@ def make_batches(data: Any, batch_size: int, *, train: bool, seed: int = 0, rank
         return data
     if isinstance(data, ImageSplit):
         if data.cached:
-            return TensorBatches(data.images, data.labels, batch_size, **common)
+            return TensorBatches(data.images, data.labels, batch_size, resize=data.size, **common)
         if input_size is None:
             raise DataError("streaming an image split needs its input size")
         from zoo.data.transforms import sample_transform

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from zoo.data.decode import ImageReadError, decode_many, decode_uint8
+from zoo.data.decode import ImageReadError, OtherSize, cache_size, decode_stored, decode_uint8
 from zoo.data.folder import FileSplit, find_layout
 from zoo.errors import DataError
 from zoo.runtime.skips import SkipReport
@@ -22,7 +22,15 @@ class ImageSplit:
 
     paths: list[Path]
     labels: Any  # torch.LongTensor (N,)
-    images: Any = None  # torch.uint8 (N, C, H, W), or None when streaming
+    images: Any = None  # torch.uint8 (N, C, h, w), or None when streaming
+    size: tuple[int, int] | None = None  # the input (H, W) batches are resized to, when the cache is smaller
+
+    def batch(self, start: int, stop: int):
+        """Cached images ``start:stop`` at the input size (resized from their stored size when it differs)."""
+        from zoo.data.decode import resize_batch
+
+        images = self.images[start:stop]
+        return resize_batch(images, self.size) if self.size is not None else images
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -79,7 +87,10 @@ def load_image_data(
     """Find the class folders of ``data`` and decode them into memory if they fit ``cache_budget_mb``.
 
     ``input_size`` is (C, H, W): every image is converted to RGB (or L) and
-    resized to (H, W) with bilinear, as the preprocessing contract says.
+    resized to (H, W) with bilinear, as the preprocessing contract says. The
+    cache never holds upsampled copies: images that share a stored size no
+    larger than (H, W) are kept at it and each batch is resized
+    (:func:`zoo.data.decode.decode_stored`).
     ``cache`` is ``"auto"`` (cache when it fits), ``True`` (always) or
     ``False`` (always stream). Files that are not images, and images that
     cannot be decoded, are skipped and recorded in ``ImageData.skipped``.
@@ -90,8 +101,13 @@ def load_image_data(
     layout = find_layout(data, val_split=val_split, seed=seed)
     skipped = SkipReport().update(layout.skipped)
     total = len(layout.train) + (len(layout.val) if layout.val else 0)
-    need = cache_bytes(total, (c, h, w))
+    stored = cache_size(layout.train.paths, c, (h, w)) if cache is not False else (h, w)
+    need = cache_bytes(total, (c, *stored))
     use_cache = bool(cache) if cache != "auto" else need <= cache_budget_mb * 2**20
+    if cache == "auto" and not use_cache and verbose:
+        print(f"zoo: {total:,} images at {stored[0]}x{stored[1]} need {need / 2**20:,.0f} MB,"
+              f" over --cache-mb {cache_budget_mb:g}:"
+              " streaming them from disk", file=sys.stderr, flush=True)
     if cache is True and need > cache_budget_mb * 2**20:
         raise DataError(
             f"caching {total} images needs {need / 2**20:.0f} MB, over the {cache_budget_mb:g} MB budget;"
@@ -105,13 +121,22 @@ def load_image_data(
         if verbose and len(files) >= 2000:
             def report(done: int) -> None:
                 print(f"\rdecoding {name}: {done}/{len(files)}", end="", file=sys.stderr, flush=True)
-        images, kept, bad = decode_many(files.paths, c, (h, w), threads=threads, progress=report)
+        try:
+            # A mixed folder decoded at (H, W) may not fit the budget that its first images promised.
+            fits = cache is True or cache_bytes(total, (c, h, w)) <= cache_budget_mb * 2**20
+            images, kept, bad, got = decode_stored(files.paths, c, (h, w), stored=stored, fall_back=fits,
+                                                   threads=threads, progress=report)
+        except OtherSize:
+            if verbose:
+                print(f"\nzoo: the images under {str(layout.root)!r} have several sizes and do not fit"
+                      f" --cache-mb {cache_budget_mb:g} at {h}x{w}: streaming them from disk", file=sys.stderr)
+            return ImageSplit(list(files.paths), torch.tensor(files.labels, dtype=torch.long))
         if report is not None:
             print(file=sys.stderr)
         skipped.update(bad)
         paths = [files.paths[i] for i in kept]
         labels = torch.tensor([files.labels[i] for i in kept], dtype=torch.long)
-        return ImageSplit(paths, labels, images)
+        return ImageSplit(paths, labels, images, (h, w) if got != (h, w) else None)
 
     train = build(layout.train, "train")
     val = build(layout.val, "val") if layout.val is not None else None

@@ -30,9 +30,76 @@ def open_image(path: str | os.PathLike | Any, in_chans: int = 3, size: tuple[int
     return read_image(path, in_chans, size)
 
 
-def decode_uint8(path: str | os.PathLike, in_chans: int, size: tuple[int, int]) -> np.ndarray:
-    """The image as a (H, W, C) uint8 array."""
+def decode_uint8(path: str | os.PathLike, in_chans: int, size: tuple[int, int] | None) -> np.ndarray:
+    """The image as a (H, W, C) uint8 array (at its own size when ``size`` is None)."""
     return read_uint8(path, in_chans, size)
+
+
+class OtherSize(Exception):
+    """Raised by ``decode_many(only_size=True)`` at the first image of another size."""
+
+
+_PROBE = 16  # images whose size decides whether a folder is cached at its stored resolution
+
+
+def cache_size(paths: Sequence[Path], in_chans: int, size: tuple[int, int]) -> tuple[int, int]:
+    """The (H, W) to cache images at: their own size when the first ones share one no larger than ``size``."""
+    size = (int(size[0]), int(size[1]))
+    stored = _common_size(paths[:_PROBE], in_chans)
+    if stored is not None and stored[0] <= size[0] and stored[1] <= size[1]:
+        return stored
+    return size
+
+
+def decode_stored(paths: Sequence[Path], in_chans: int, size: tuple[int, int], *,
+                  stored: tuple[int, int] | None = None, fall_back: bool = True, **options: Any):
+    """Like :func:`decode_many`, but never upsampled: ``(images, kept, skipped, stored)``.
+
+    When every image has one stored size no larger than ``size`` (CIFAR's
+    32x32 for a 224x224 model), the images are kept at that size, 49 times
+    smaller, and :func:`resize_batch` brings each batch to ``size``; the
+    returned ``stored`` is then that (H, W). Otherwise (mixed or larger
+    images) they are decoded at ``size`` as before and ``stored == size``;
+    with ``fall_back=False`` a mixed folder raises :class:`OtherSize` instead.
+    """
+    size = (int(size[0]), int(size[1]))
+    stored = stored or cache_size(paths, in_chans, size)
+    if stored != size:
+        try:
+            return (*decode_many(paths, in_chans, stored, only_size=True, **options), stored)
+        except OtherSize:
+            if not fall_back:
+                raise  # a mixed folder: the caller decides (stream, or decode at the input size)
+    return (*decode_many(paths, in_chans, size, **options), size)
+
+
+def _common_size(paths: Sequence[Path], in_chans: int) -> tuple[int, int] | None:
+    sizes = set()
+    for path in paths:
+        try:
+            sizes.add(decode_uint8(path, in_chans, None).shape[:2])
+        except ImageReadError:
+            continue
+    return (int(next(iter(sizes))[0]), int(next(iter(sizes))[1])) if len(sizes) == 1 else None
+
+
+def resize_batch(images: Any, size: Sequence[int]) -> Any:
+    """A uint8 batch (N, C, h, w) resized to ``size`` = (H, W) with bilinear, as Pillow resizes an image.
+
+    Only ever upsamples cached images (larger ones were reduced when decoded).
+    Pillow's bilinear upsampling and ``interpolate(align_corners=False)`` use
+    the same taps (edges included); rounding back to uint8 matches Pillow's
+    to within one grey level.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    h, w = int(size[0]), int(size[1])
+    if tuple(images.shape[-2:]) == (h, w):
+        return images
+    layout = torch.channels_last if images.ndim == 4 and not images.is_contiguous() else torch.contiguous_format
+    out = F.interpolate(images.float(), size=(h, w), mode="bilinear", align_corners=False)
+    return out.round_().clamp_(0, 255).to(torch.uint8).contiguous(memory_format=layout)
 
 
 def decode_many(
@@ -42,8 +109,12 @@ def decode_many(
     *,
     threads: int | None = None,
     progress: Any = None,
+    only_size: bool = False,
 ):
     """Decode ``paths`` into one uint8 tensor (N, C, H, W).
+
+    With ``only_size`` an image whose own size is not ``size`` is not resized:
+    :class:`OtherSize` is raised instead (see :func:`decode_stored`).
 
     Returns ``(images, kept, skipped)``: the tensor of the images that decoded
     (stored channels-last), the indices of ``paths`` they came from, and a
@@ -58,9 +129,20 @@ def decode_many(
     ok = np.zeros(n, dtype=bool)
     reasons: list[str | None] = [None] * n  # filled by the threads, read in order afterwards
 
+    other = []
+
     def work(i: int) -> None:
+        if other:
+            return
         try:
-            buf[i] = decode_uint8(paths[i], in_chans, size)
+            if only_size:
+                arr = decode_uint8(paths[i], in_chans, None)
+                if arr.shape[:2] != (h, w):
+                    other.append(arr.shape[:2])
+                    return
+                buf[i] = arr
+            else:
+                buf[i] = decode_uint8(paths[i], in_chans, size)
             ok[i] = True
         except ImageReadError as exc:
             reasons[i] = exc.reason
@@ -70,6 +152,8 @@ def decode_many(
     with ThreadPoolExecutor(max_workers=threads) as pool:
         for start in range(0, n, chunk):
             list(pool.map(work, range(start, min(n, start + chunk))))
+            if other:
+                raise OtherSize(f"an image of size {other[0]} among images of size {size}")
             if progress is not None:
                 progress(min(n, start + chunk))
     kept = np.flatnonzero(ok)

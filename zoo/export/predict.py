@@ -36,6 +36,13 @@ class TorchModel(Predictor):
         self.preprocessing = preprocessing_of(config)
         self.labels = [str(n) for n in config.get("class_names") or []] or None
 
+    def budget_batch_size(self, memory_mb: float | None = None) -> int:
+        """Images per batch that fit ``memory_mb`` of activations (:mod:`zoo.data.budget`)."""
+        from zoo.data.budget import budget_batch_size
+
+        p = self.preprocessing
+        return budget_batch_size(self.module, (p.in_chans, p.height, p.width), memory_mb)
+
     def run(self, batch: np.ndarray) -> np.ndarray:
         """The model's raw output for a preprocessed ``(N, C, H, W)`` batch."""
         import torch

@@ -17,6 +17,7 @@ import click
 from .errors import RuntimeInputError
 
 TOKEN_ENV = "ZOO_SERVE_TOKEN"
+ONNX_BATCH = 32  # images per session.run for an .onnx file when --batch-size is not given
 
 
 def floats(value: str | None, option: str) -> list[float] | None:
@@ -75,8 +76,8 @@ def predict_options(function: Any) -> Any:
         click.option("--top-k", "-k", type=click.IntRange(min=1), default=5, show_default=True,
                      help="Classes to show per image."),
         click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text."),
-        click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
-                     help="Images per batch."),
+        click.option("--batch-size", type=click.IntRange(min=1),
+                     help="Images per batch [.onnx files: 32; checkpoints: as many as fit --memory-mb]."),
         click.option("--provider", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                      help="ONNX Runtime provider (for .onnx files)."),
         click.option("--threads", type=int, help="ONNX Runtime intra-op threads."),
@@ -99,7 +100,7 @@ def predict_command(model: str, inputs: tuple[str, ...], top_k: int, as_json: bo
 
     predictor = load(model, provider=provider, threads=threads, size=size, mean=floats(mean, "--mean"),
                      std=floats(std, "--std"), labels=labels)
-    show_predictions(predictor, inputs, top_k=top_k, batch_size=batch_size, as_json=as_json)
+    show_predictions(predictor, inputs, top_k=top_k, batch_size=batch_size or ONNX_BATCH, as_json=as_json)
 
 
 @click.command("serve")

@@ -125,7 +125,7 @@ class ProgressReporter(Callback):
 
 
 def epoch_line(row: dict[str, Any], epochs: int) -> str:
-    """``epoch 3/10  train loss 0.41 acc 84.0%  val loss ...  1,234 img/s 5.1s``."""
+    """``epoch 3/10  train loss 0.41 acc 84.0%  val loss ...  1,234 img/s 5.1s  ~36s left``."""
     parts = [f"epoch {row['epoch']}/{epochs}"]
     for split in ("train", "val"):
         if f"{split}_loss" not in row:
@@ -135,6 +135,8 @@ def epoch_line(row: dict[str, Any], epochs: int) -> str:
             text += f" acc {100 * row[f'{split}_acc']:.1f}%"
         parts.append(text)
     parts.append(f"{row['images_per_s']:,.0f} img/s {row['epoch_time']:.1f}s")
+    if row["epoch"] < epochs:  # the epochs to come, at this one's pace
+        parts.append(f"~{(epochs - row['epoch']) * row['epoch_time']:.0f}s left")
     return "  ".join(parts)
 
 

@@ -40,7 +40,8 @@ class TrainConfig:
     cache_mb: float = 1024
     workers: int | None = None  # DataLoader workers when streaming
     threads: int | None = None  # torch CPU threads (None: torch's default)
-    val_batch_size: int | None = None  # default: 2 x batch_size
+    val_batch_size: int | None = None  # default: 2 x batch_size, fewer when the memory budget says so
+    memory_mb: float = 512  # activations of one inference batch (validation, feature pass); zoo.data.budget
     metrics_format: str = "jsonl"  # jsonl | csv | both | none
     plot: bool = True
     progress: bool = True

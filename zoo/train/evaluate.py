@@ -44,7 +44,8 @@ def evaluate(
     data: Any,
     *,
     split: str = "auto",
-    batch_size: int = 256,
+    batch_size: int | None = None,
+    memory_mb: float | None = None,
     device: str = "auto",
     cache_mb: float = 1024,
     workers: int | None = None,
@@ -54,14 +55,17 @@ def evaluate(
     ``data`` is an image folder (``DIR/val`` when it exists, else ``DIR``;
     ``split`` picks ``train``, ``val`` or ``all`` explicitly), ``scheme:name``,
     or a pair of tensors ``(inputs, labels)`` already prepared for the model.
-    The folder's class names must be among the checkpoint's.
+    The folder's class names must be among the checkpoint's. Without
+    ``batch_size``, batches hold as many images as fit ``memory_mb``
+    (:func:`zoo.data.budget.budget_batch_size`).
     """
     import torch
 
     from zoo.checkpoint import load_checkpoint
     from zoo.data.batches import make_batches
     from zoo.data.dataset import ImageSplit, cache_bytes
-    from zoo.data.decode import decode_many
+    from zoo.data.decode import OtherSize
+    from zoo.data.decode import cache_size, decode_stored
     from zoo.data.folder import eval_files
     from zoo.data.transforms import Normalize
     from zoo.devices import select_device
@@ -95,16 +99,26 @@ def evaluate(
         # Folder labels -> the checkpoint's class indices.
         remap = [class_names.index(n) for n in names]
         labels = torch.tensor([remap[i] for i in files.labels], dtype=torch.long)
-        if cache_bytes(len(files), input_size) <= cache_mb * 2**20:
-            images, kept, bad = decode_many(files.paths, input_size[0], input_size[1:])
-            skipped.update(bad)
-            source = ImageSplit([files.paths[i] for i in kept], labels[kept], images)
+        hw = tuple(input_size[1:])
+        stored = cache_size(files.paths, input_size[0], hw)
+        fits = cache_bytes(len(files), input_size) <= cache_mb * 2**20
+        if cache_bytes(len(files), (input_size[0], *stored)) <= cache_mb * 2**20:
+            try:
+                images, kept, bad, got = decode_stored(files.paths, input_size[0], hw, stored=stored, fall_back=fits)
+                skipped.update(bad)
+                source = ImageSplit([files.paths[i] for i in kept], labels[kept], images, hw if got != hw else None)
+            except OtherSize:  # images of several sizes that do not fit at the input size: stream them
+                source = ImageSplit(list(files.paths), labels)
         else:
             source = ImageSplit(list(files.paths), labels)
         if len(source) == 0:
             raise DataError(f"none of the images under {where!r} could be read: {skipped.describe()}")
     dev = select_device(device)
     model = model.to(dev).eval()
+    if batch_size is None:
+        from zoo.data.budget import budget_batch_size
+
+        batch_size = budget_batch_size(model, input_size, memory_mb)
     batches = make_batches(source, batch_size, train=False, input_size=input_size, workers=workers)
     normalize = Normalize(config.get("mean"), config.get("std"))
     preds, targets = [], []

@@ -117,7 +117,7 @@ def make_run_batches(trainer: Any) -> tuple[Any, Any]:
                          input_size=trainer.input_size, augment=trainer.augs, workers=cfg.workers, pin_memory=pin)
     val = None
     if trainer.val_data is not None:
-        val = make_batches(trainer.val_data, cfg.val_batch_size or 2 * cfg.batch_size, train=False, seed=cfg.seed,
+        val = make_batches(trainer.val_data, cfg.val_batch_size or _val_batch_size(trainer), train=False, seed=cfg.seed,
                            rank=rank, world_size=world, input_size=trainer.input_size, workers=cfg.workers,
                            pin_memory=pin)
     if trainer.device.type == "cuda":
@@ -126,3 +126,36 @@ def make_run_batches(trainer: Any) -> tuple[Any, Any]:
             if isinstance(batches, TensorBatches) and batches.x.numel() * batches.x.element_size() < 2**31:
                 batches.to(trainer.device)
     return train, val
+
+
+def _val_batch_size(trainer: Any) -> int:
+    """Twice the training batch, or fewer when one inference batch of images would not fit ``memory_mb``."""
+    from zoo.data.dataset import ImageSplit
+
+    cfg = trainer.config
+    if not isinstance(trainer.val_data, ImageSplit) or not trainer.input_size:
+        return 2 * cfg.batch_size  # cached features or tensors: nothing large flows through the model
+    from zoo.data.budget import budget_batch_size
+
+    return budget_batch_size(trainer.forward_module, trainer.input_size, cfg.memory_mb, cap=2 * cfg.batch_size)
+
+
+# Multiply-adds per image below which one CPU thread trains fastest: splitting
+# such small operators across cores costs more in synchronisation than it
+# gains, and on a shared machine a descheduled second thread stalls every
+# operator (benchmarks/cpu_train_step.py measured it; docs/training.md has the figures).
+ONE_THREAD_MACS = 30_000_000
+
+
+def default_threads(model: Any, forward_module: Any, input_size: Sequence[int] | None) -> int | None:
+    """1 for small networks (and heads on cached features), None (torch's default, all cores) otherwise."""
+    if forward_module is not model:
+        return 1  # a head on cached features: a matrix product per batch
+    if not input_size:
+        return None
+    from zoo.data.budget import probe
+
+    try:
+        return 1 if probe(model, input_size).macs < ONE_THREAD_MACS else None
+    except Exception:  # a model the probe cannot run at this size: leave torch's choice
+        return None

@@ -21,20 +21,9 @@ from zoo.train import checkpointer as ckpt
 from zoo.train import epoch as epoch_steps
 from zoo.train.callbacks import Callback, FunctionCallback, ProgressReporter
 from zoo.train.config import TrainConfig
-from zoo.train.epoch import (
-    TrainingDivergedError,
-    _StopRequested,
-    stop_on_ctrl_c,
-    track_best,
-)
-from zoo.train.prepare import (
-    choose_mean_std,
-    default_input_size,
-    labels_of,
-    length,
-    make_run_batches,
-    place,
-)
+from zoo.train.epoch import TrainingDivergedError, _StopRequested, stop_on_ctrl_c, track_best
+from zoo.train.prepare import (choose_mean_std, default_input_size, default_threads, labels_of, length,
+                               make_run_batches, place)
 from zoo.train.result import TrainResult, model_train_mode
 from zoo.train.tasks import ClassificationTask, Task
 
@@ -149,6 +138,10 @@ class Trainer:
                 " least one; use fewer processes (--nproc / --nproc_per_node)"
             )
         self.device, self.amp, self.amp_dtype, self.channels_last = place(cfg, self.dist)
+        if not cfg.threads and self.device.type == "cpu":
+            threads = default_threads(self.model, self.forward_module, self.input_size)
+            if threads:
+                torch.set_num_threads(threads)
         state = resume_config = None
         if cfg.resume:
             state, resume_config = ckpt.Checkpointer.read(cfg.resume, self.model, self.class_names)

@@ -6,7 +6,7 @@ small MLP: milliseconds per epoch instead of a full forward pass).
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, Iterator, Sequence
 
 import torch
@@ -53,31 +53,37 @@ def extract_features(
     batch_size: int = 256,
     device: str | torch.device = "cpu",
     progress: Any = None,
+    engine: Any = None,
+    size: Sequence[int] | None = None,
 ) -> torch.Tensor:
-    """Pre-logit features ``forward_head(forward_features(x), pre_logits=True)`` of uint8 images, in eval mode."""
+    """Pre-logit features ``forward_head(forward_features(x), pre_logits=True)`` of uint8 images, in eval mode.
+
+    ``engine`` (from :func:`zoo.transfer.engine.choose_engine`) computes them instead of the model's own forward;
+    ``size`` = (H, W) resizes images cached at a smaller stored size, batch by batch.
+    """
+    from zoo.data.decode import resize_batch
     from zoo.data.transforms import Normalize
 
     normalise = Normalize(mean, std)
     was = model.training
     model.eval()
     out = []
-    # Small forward chunks keep the activations of a 224x224 ImageNet net in cache and memory
-    # (a batch of 256 holds GBs), and channels-last runs CPU convolutions faster; both are
-    # undone afterwards, and neither changes what is computed.
-    chunk = min(batch_size, FORWARD_CHUNK)
-    with channels_last(model, device):
-        for start in range(0, len(images), chunk):
-            x = normalise(images[start:start + chunk].to(device))
-            if x.ndim == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            out.append(model.forward_head(model.forward_features(x), pre_logits=True).float().cpu())
+    # Batches are sized from a memory budget by the caller; channels-last runs CPU convolutions
+    # faster on the PyTorch path, and is undone afterwards (neither changes what is computed).
+    with channels_last(model, device) if engine is None else nullcontext():
+        for start in range(0, len(images), batch_size):
+            x = images[start:start + batch_size].to(device)
+            x = normalise(resize_batch(x, size) if size is not None else x)
+            if engine is not None:
+                out.append(engine(x))
+            else:
+                if x.ndim == 4:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                out.append(model.forward_head(model.forward_features(x), pre_logits=True).float().cpu())
             if progress is not None:
-                progress(min(start + chunk, len(images)), len(images))
+                progress(min(start + batch_size, len(images)), len(images))
     model.train(was)
     return torch.cat(out) if out else torch.empty(0, int(getattr(model, "num_features", 0)))
-
-
-FORWARD_CHUNK = 32
 
 
 @contextmanager
@@ -95,15 +101,19 @@ def channels_last(model: nn.Module, device: str | torch.device = "cpu") -> Itera
 
 @torch.no_grad()
 def extract_split_features(model: nn.Module, split: Any, input_size: Sequence[int], *, mean, std,
-                           batch_size: int = 256, device: str | torch.device = "cpu", progress: Any = None):
+                           batch_size: int = 256, device: str | torch.device = "cpu", progress: Any = None,
+                           engine: Any = None):
     """``(features, labels)`` of a :class:`zoo.data.ImageSplit`, cached or streamed."""
     if split.images is not None:
         return extract_features(model, split.images, mean=mean, std=std, batch_size=batch_size,
-                                device=device, progress=progress), split.labels
+                                device=device, progress=progress, engine=engine, size=split.size), split.labels
     from zoo.data.batches import make_batches
 
     chunks, labels = [], []
     for x, y in make_batches(split, batch_size, train=False, input_size=input_size):
-        chunks.append(extract_features(model, x, mean=mean, std=std, batch_size=batch_size, device=device))
+        chunks.append(extract_features(model, x, mean=mean, std=std, batch_size=batch_size, device=device,
+                                       engine=engine))
         labels.append(y)
+        if progress is not None:
+            progress(sum(len(c) for c in chunks), len(split))
     return torch.cat(chunks), torch.cat(labels)

@@ -36,6 +36,7 @@ class FinetuneOptions:
     weights: str | None = None  # a weight file or checkpoint directory instead
     encoder: str | None = None  # an autoencoder checkpoint whose encoder becomes the backbone
     cache_features: bool | None = None  # None: when exact (frozen backbone, no augmentation)
+    feature_engine: str = "auto"  # auto | onnxruntime | torch: what computes the cached features
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -274,21 +275,13 @@ def finetune(
     groups = [g.as_optimizer_group() for g in prepared.groups]
     if cached:
         from zoo.data.transforms import compute_mean_std
-        from zoo.transfer.features import extract_split_features
 
         if mean is None or std is None:
             mean, std = compute_mean_std(dataset.train.images) if dataset.train.images is not None else (
                 prepared.mean, prepared.std)
-        t1 = time.time()
         device = _device(cfg)
         model = prepared.model.to(device)
-        train_x, train_y = extract_split_features(model, dataset.train, dataset.input_size, mean=mean, std=std,
-                                                  device=device)
-        val = None
-        if dataset.val is not None:
-            val = extract_split_features(model, dataset.val, dataset.input_size, mean=mean, std=std, device=device)
-        say(f"cached {len(train_x) + (len(val[0]) if val else 0)} feature vectors of size {train_x.shape[1]}"
-            f" in {time.time() - t1:.1f}s")
+        (train_x, train_y), val = _feature_pass(model, dataset, mean, std, device, cfg, options, say)
         trainer = Trainer(model, (train_x, train_y), val, cfg, class_names=dataset.class_names,
                           input_size=dataset.input_size, mean=mean, std=std, param_groups=groups,
                           callbacks=callbacks, extra_config=extra, forward_module=model.get_classifier())
@@ -302,6 +295,50 @@ def finetune(
     result.cached_features = cached
     result.seconds = time.time() - t0
     return result
+
+
+def _feature_pass(model: Any, dataset: Any, mean: Any, std: Any, device: Any, cfg: Any, options: FinetuneOptions,
+                  say: Callable[[str], None]):
+    """``((train features, labels), (val features, labels) or None)``, computed once with the chosen engine."""
+    from zoo.data.budget import budget_batch_size
+    from zoo.data.transforms import Normalize
+    from zoo.transfer.engine import FeatureMeter, PreLogits, choose_engine
+    from zoo.transfer.features import extract_split_features
+
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    size = tuple(dataset.input_size)
+    batch = budget_batch_size(model, size, cfg.memory_mb, forward=PreLogits(model))
+    sample = Normalize(mean, std)(_real_batch(dataset.train, size, min(batch, 8)))
+    engine = choose_engine(model, sample, size, engine=options.feature_engine, device=device, threads=cfg.threads,
+                           log=say)
+    splits = [dataset.train] + ([dataset.val] if dataset.val is not None else [])
+    meter = FeatureMeter(sum(len(s) for s in splits), engine.name, say)
+    out = []
+    with engine:
+        for split in splits:
+            seen = [0]
+
+            def progress(done: int, _total: int, seen: list[int] = seen) -> None:
+                meter.advance(done - seen[0])
+                seen[0] = done
+
+            out.append(extract_split_features(model, split, size, mean=mean, std=std, batch_size=batch,
+                                              device=device, progress=progress, engine=engine))
+    say(meter.close() + f", batches of {batch}")
+    return out[0], (out[1] if len(out) > 1 else None)
+
+
+def _real_batch(split: Any, size: Sequence[int], count: int):
+    """The first ``count`` decodable images of a split (uint8), cached or not: the engine is checked on them."""
+    if split.images is not None:
+        return split.batch(0, count)
+    from zoo.data.decode import decode_many
+
+    images, _, _ = decode_many(split.paths[:4 * count], int(size[0]), tuple(size[1:]))
+    return images[:count]
 
 
 def _device(cfg: Any):
@@ -364,5 +401,5 @@ def _source_input_size(source: str | None, options: FinetuneOptions) -> tuple[in
 def _normalised_sample(dataset: Any, prepared: Prepared):
     from zoo.data.transforms import Normalize
 
-    images = dataset.train.images[:4]
+    images = dataset.train.batch(0, 4)
     return Normalize(prepared.mean, prepared.std)(images)
