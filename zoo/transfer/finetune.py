@@ -300,7 +300,7 @@ def finetune(
 def _feature_pass(model: Any, dataset: Any, mean: Any, std: Any, device: Any, cfg: Any, options: FinetuneOptions,
                   say: Callable[[str], None]):
     """``((train features, labels), (val features, labels) or None)``, computed once with the chosen engine."""
-    from zoo.data.budget import budget_batch_size
+    from zoo.data.budget import budget_batch_size, keep_batches_off_the_heap
     from zoo.data.transforms import Normalize
     from zoo.transfer.engine import FeatureMeter, PreLogits, choose_engine
     from zoo.transfer.features import extract_split_features
@@ -309,6 +309,7 @@ def _feature_pass(model: Any, dataset: Any, mean: Any, std: Any, device: Any, cf
         import torch
 
         torch.set_num_threads(cfg.threads)
+    keep_batches_off_the_heap()
     size = tuple(dataset.input_size)
     batch = budget_batch_size(model, size, cfg.memory_mb, forward=PreLogits(model))
     sample = Normalize(mean, std)(_real_batch(dataset.train, size, min(batch, 8)))
