@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import time
-from pathlib import Path
 
 
 def main() -> None:
