@@ -101,11 +101,12 @@ class ZooPluginManager:
     def load(self, allow: Iterable[str] | None = None, defaults: Iterable[tuple[str, str]] = DEFAULT_PLUGINS) -> None:
         """Register the built-ins and the allowed entry points, then run every hook."""
         allowed = None if allow is None else set(allow)
+        loaded: list[tuple[Any, PluginInfo]] = []
         for name, module in defaults:
             info = PluginInfo(name=name, module=module, builtin=True)
             self.plugins[name] = info
             try:
-                self._register(importlib.import_module(module), info)
+                loaded.append((importlib.import_module(module), info))
             except Exception as exc:  # a broken install must not take the CLI down
                 info.errors.append(f"error importing plugin {name!r}: {describe(exc)}")
         for ep in _entry_points():
@@ -126,9 +127,16 @@ class ZooPluginManager:
                 info.skipped = True
                 continue
             try:
-                self._register(ep.load(), info)
+                loaded.append((ep.load(), info))
             except Exception as exc:
                 info.errors.append(f"error importing plugin {ep.name!r}: {describe(exc)}")
+        # pluggy calls the last registered implementation first; registering in
+        # reverse makes its order the built-ins first, then the entry points by name.
+        for obj, info in reversed(loaded):
+            try:
+                self._register(obj, info)
+            except Exception as exc:
+                info.errors.append(f"error importing plugin {info.name!r}: {describe(exc)}")
         for hook in HOOK_NAMES:
             self._run_hook(hook)
 
@@ -162,24 +170,41 @@ class ZooPluginManager:
         ]
 
     def _run_hook(self, hook: str, only: str | None = None) -> None:
-        # Called per implementation, not through pluggy's loop, so one plugin
-        # raising cannot stop the others from registering.
-        for impl in getattr(self.pm.hook, hook).get_hookimpls():  # registration order
-            if only is not None and impl.plugin_name != only:
-                continue
+        # pluggy's order (tryfirst, the rest last-registered first, trylast),
+        # with wrappers around the whole call; zoo calls each implementation
+        # itself, so one plugin raising cannot stop the others from registering.
+        impls = [i for i in reversed(getattr(self.pm.hook, hook).get_hookimpls())
+                 if only is None or i.plugin_name == only]
+        teardowns: list[tuple[Any, Any, PluginInfo, list[tuple[Any, bool]]]] = []
+        for impl in impls:
             info = self.plugins[impl.plugin_name]
             staged: list[tuple[Any, bool]] = []
-            register = self._make_register(hook, info, staged)
-            try:
-                impl.function(**{arg: register for arg in impl.argnames})
-                self._commit(hook, staged, info)
-            except Exception as exc:
-                info.errors.append(f"hook {hook} raised {describe(exc)}")
+            kwargs = {arg: self._make_register(hook, info, staged) for arg in impl.argnames}
+            if not (impl.wrapper or impl.hookwrapper):
+                self._call_plain(hook, info, staged, lambda: impl.function(**kwargs))
                 continue
-            finally:
+            try:
+                gen = impl.function(**kwargs)
+                next(gen)  # the wrapper's code before its yield
+            except Exception as exc:
+                info.errors.append(f"hook wrapper {hook} raised {describe(exc)}")
                 self._probes.pop(id(staged), None)
-            names = info.registered.setdefault(_KIND[hook], [])
-            names.extend(_item_name(item) for item, _ in staged)
+                continue
+            teardowns.append((impl, gen, info, staged))
+        for impl, gen, info, staged in reversed(teardowns):  # innermost wrapper finishes first
+            self._call_plain(hook, info, staged, lambda: _finish_wrapper(impl, gen))
+
+    def _call_plain(self, hook: str, info: PluginInfo, staged: list[tuple[Any, bool]], call: Callable[[], Any]) -> None:
+        try:
+            call()
+            self._commit(hook, staged, info)
+        except Exception as exc:
+            info.errors.append(f"hook {hook} raised {describe(exc)}")
+            return
+        finally:
+            self._probes.pop(id(staged), None)
+        names = info.registered.setdefault(_KIND[hook], [])
+        names.extend(_item_name(item) for item, _ in staged)
 
     def _make_register(self, hook: str, info: PluginInfo, staged: list[tuple[Any, bool]]) -> Callable[..., Any]:
         source = "builtin" if info.builtin else info.name
@@ -303,6 +328,18 @@ _ITEM_TYPE: dict[str, type | None] = {
     "register_exporters": ExportFormat,
     "register_commands": None,
 }
+
+
+def _finish_wrapper(impl: Any, gen: Any) -> None:
+    # The hooks return nothing, so the call's result is an empty list; an
+    # old-style hookwrapper receives it wrapped in a pluggy.Result.
+    result: Any = pluggy.Result.from_call(list) if impl.hookwrapper else []
+    try:
+        gen.send(result)
+    except StopIteration:
+        return
+    gen.close()
+    raise RuntimeError("hook wrapper yielded twice")
 
 
 def _with_source(item: Any, source: str) -> Any:
