@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from zoo._lazy import resolve
-from zoo.errors import CheckpointError
+from zoo.errors import CheckpointError, UnknownModelError
 from zoo.factory import create_model
 from zoo.io import (
     CONFIG_FILE,
@@ -40,7 +40,7 @@ from zoo.io import (
     swap_into_place,
     write_json,
 )
-from zoo.plugins import get_spec
+from zoo.plugins import get_manager, get_spec, provider
 from zoo.registry import model_info
 from zoo.text import describe, detail_line
 
@@ -84,6 +84,7 @@ def make_config(
     config: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "architecture": info.name,
+        "provided_by": provider(spec),  # the plugin and distribution to install if it goes missing
         "model_kwargs": dict(info.kwargs),
         "num_classes": num_classes,
         "in_chans": int(info.in_chans),
@@ -111,6 +112,8 @@ def build_model(config: Mapping[str, Any]):
             in_chans=int(config.get("in_chans", config.get("input_size", [3])[0])),
             **dict(config.get("model_kwargs", {})),
         )
+    except UnknownModelError as exc:  # a KeyError too: caught first, it is no missing config entry
+        raise CheckpointError(_unknown_architecture(config, exc)) from None
     except KeyError as exc:
         raise CheckpointError(f"checkpoint config lacks {exc.args[0]!r}; is it a zoo checkpoint?") from None
     for entry in config.get("adapters", []):
@@ -125,6 +128,26 @@ def build_model(config: Mapping[str, Any]):
             ) from None
         model = adapter(model, entry)
     return model
+
+
+def _unknown_architecture(config: Mapping[str, Any], exc: Exception) -> str:
+    """Why a checkpoint's architecture is not registered, and what to install or enable."""
+    name = config.get("architecture")
+    by = config.get("provided_by") or {}
+    plugin, dist = by.get("plugin"), by.get("distribution")
+    if not plugin or dist == "zoo":
+        return f"checkpoint's architecture {name!r} is not registered here: {exc}"
+    info = get_manager().plugins.get(plugin)
+    what = f"plugin {plugin!r} of the distribution {dist!r}" if dist else f"plugin {plugin!r}"
+    if info is None:
+        hint = f"install {dist}" + (f" (it was {by['version']})" if by.get("version") else "") if dist else (
+            "install the distribution that provides it")
+        return f"checkpoint's architecture {name!r} comes from the {what}, which is not installed; {hint}"
+    if info.skipped:
+        return f"checkpoint's architecture {name!r} comes from the {what}, which is disabled (ZOO_PLUGINS, --no-plugins)"
+    if info.errors:
+        return f"checkpoint's architecture {name!r} comes from the {what}, which failed to load: {info.errors[0]}"
+    return f"checkpoint's architecture {name!r} is not registered by the {what} any more: {exc}"
 
 
 # -- writing -------------------------------------------------------------------

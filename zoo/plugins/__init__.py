@@ -32,7 +32,7 @@ __all__ = [
     "BUILTIN_COMMANDS", "DEFAULT_PLUGINS", "ENTRY_POINT_GROUP", "ENV_ALLOWLIST", "HOOK_NAMES", "PluginInfo",
     "PluginLoadWarning", "ZooPluginManager", "allowed_from_env", "configure", "dataset_sources", "export_formats",
     "get_manager", "get_spec", "list_models", "list_specs", "load_plugins", "model_plugin_failures", "registry",
-    "reset", "set_quiet", "weight_sources",
+    "provider", "reset", "set_quiet", "weight_sources",
 ]
 
 
@@ -146,6 +146,17 @@ def get_spec(name: str) -> ModelSpec:
             raise
         notes = "; ".join(f"plugin {info.name!r} failed to load ({info.errors[0]})" for info in broken)
         raise UnknownModelError(f"{exc}; {notes}; see 'zoo plugins'") from None
+
+
+def provider(spec: ModelSpec) -> dict[str, str | None]:
+    """Which plugin, and which installed distribution, registered ``spec`` (a checkpoint records it)."""
+    source = spec.source or "builtin"
+    info = get_manager().plugins.get(source)
+    if source == "builtin" or info is None or info.builtin:
+        from zoo import __version__
+
+        return {"plugin": source, "distribution": "zoo", "version": __version__}
+    return {"plugin": source, "distribution": info.distribution, "version": info.version}
 
 
 def model_plugin_failures() -> list[PluginInfo]:
