@@ -267,7 +267,9 @@ def load_pretrained(model: Any, spec: Any, tag: str | None = None, weights: str 
     if resolved.source == "checkpoint":
         state = _checkpoint_body(resolved.path, state)
     label = resolved.path if resolved.source in ("file", "checkpoint") else f"{resolved.source} ({resolved.path})"
-    report = fit_state_dict(model, state, spec, source=label)
+    # torch.save keeps the module order; safetensors (files and checkpoints) sorts the keys.
+    ordered = Path(resolved.path).is_file() and weight_file_kind(resolved.path) == "torch"
+    report = fit_state_dict(model, state, spec, source=label, ordered=ordered)
     loaded = {"path": resolved.path, "source": resolved.source, "tag": resolved.tag,
               "missing": report["missing"], "dropped": report["dropped"]}
     info = model_info(model)

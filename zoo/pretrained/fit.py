@@ -38,28 +38,38 @@ LAYOUT_CONVERTERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 
 
 def remap_state_dict(state: dict[str, Any], model_keys: Mapping[str, Any], layout: str = "native",
-                     classifier: Iterable[str] = ()) -> dict[str, Any]:
+                     classifier: Iterable[str] = (), ordered: bool | None = None) -> dict[str, Any]:
     """Rename ``state``'s keys to the model's: layout converter, then prefix alignment, then order.
 
     ``model_keys`` maps the model's keys to tensors (its state dict);
     ``classifier`` names the model's classifier keys, whose shapes may differ
-    when tensors are matched by order (another class count). Returns the
+    when tensors are matched by order (another class count). ``ordered``
+    says whether the file keeps the module order (torch.save does,
+    safetensors sorts its keys); None infers it from the keys. Returns the
     renamed dict; keys it cannot place are left as they were, so the fitting
     step reports them.
     """
-    renamed, _ = remap_with_origin(state, model_keys, layout, classifier)
+    renamed, _ = remap_with_origin(state, model_keys, layout, classifier, ordered)
     return renamed
 
 
 def remap_with_origin(state: dict[str, Any], model_keys: Mapping[str, Any], layout: str = "native",
-                      classifier: Iterable[str] = ()) -> tuple[dict[str, Any], dict[str, str]]:
+                      classifier: Iterable[str] = (), ordered: bool | None = None
+                      ) -> tuple[dict[str, Any], dict[str, str]]:
     """Like :func:`remap_state_dict`, plus ``{new key: the file's key}`` so errors name the file's own keys."""
+    renamed, origin, _ = _remap(state, model_keys, layout, classifier, ordered)
+    return renamed, origin
+
+
+def _remap(state: dict[str, Any], model_keys: Mapping[str, Any], layout: str, classifier: Iterable[str],
+           ordered: bool | None) -> tuple[dict[str, Any], dict[str, str], str | None]:
+    # The third item says why tensors were not paired by order, when that is why keys are left over.
     converter = LAYOUT_CONVERTERS.get(layout)
     if converter is not None:
         state = converter(state)
     identity = {k: k for k in state}
     if all(k in model_keys for k in state):  # the model's own names: shapes are checked when fitting
-        return state, identity
+        return state, identity, None
     if any(_DENSENET_OLD.match(k) for k in state):
         state = _densenet_legacy(state)
         identity = {k: k for k in state}
@@ -69,11 +79,30 @@ def remap_with_origin(state: dict[str, Any], model_keys: Mapping[str, Any], layo
         # A wrapper's prefix renames most keys into place; one key landing by chance is no alignment.
         if overlap > best_overlap and 2 * overlap >= len(state):
             best, best_overlap = names, overlap
+    refused = None
     if best_overlap < len(best):
-        by_order = _match_by_order(state, model_keys, set(classifier))
+        if ordered is None:
+            ordered = not looks_sorted(state)
+        if ordered:
+            by_order, refused = _match_by_order(state, model_keys, set(classifier)), None
+        else:
+            by_order, refused = _match_unordered(state, model_keys, set(classifier))
         if by_order is not None:
-            return {new: state[old] for new, old in by_order.items()}, by_order
-    return {new: state[old] for new, old in best.items()}, best
+            return {new: state[old] for new, old in by_order.items()}, by_order, None
+    return {new: state[old] for new, old in best.items()}, best, refused
+
+
+def looks_sorted(state: Mapping[str, Any]) -> bool:
+    """Whether the keys are in safetensors' order (sorted by name within each dtype), not a module's.
+
+    A module lists a layer's ``weight`` before its ``bias``, so a real
+    module order is practically never sorted; a file that is carries no
+    order to match by.
+    """
+    by_dtype: dict[Any, list[str]] = {}
+    for key, value in state.items():
+        by_dtype.setdefault(getattr(value, "dtype", None), []).append(key)
+    return len(state) > 1 and all(keys == sorted(keys) for keys in by_dtype.values())
 
 
 def _overlap(state: Mapping[str, Any], model_keys: Mapping[str, Any]) -> int:
@@ -105,17 +134,66 @@ def _match_by_order(state: dict[str, Any], model_keys: Mapping[str, Any],
     # Same tensors in the same order under other names (another library's
     # module naming): accept only when every shape lines up, except the
     # classifier's, which fitting then drops (another class count).
-    def counters(k: str, v: Any) -> bool:  # BatchNorm's num_batches_tracked, under any name
-        return k.endswith("num_batches_tracked") or (getattr(v, "ndim", 1) == 0 and not v.is_floating_point())
-
-    model_items = [(k, v) for k, v in model_keys.items() if not counters(k, v)]
-    file_items = [(k, v) for k, v in state.items() if not counters(k, v)]
+    model_items = [(k, v) for k, v in model_keys.items() if not _counter(k, v)]
+    file_items = [(k, v) for k, v in state.items() if not _counter(k, v)]
     if len(file_items) != len(model_items):
         return None
     for (fk, fv), (mk, mv) in zip(file_items, model_items):
         if _shape(fv) != _shape(mv) and not (mk in classifier and len(_shape(fv)) == len(_shape(mv))):
             return None
     return {mk: fk for (mk, _), (fk, _) in zip(model_items, file_items)}
+
+
+def _last(key: str) -> str:
+    return key.rsplit(".", 1)[-1]
+
+
+def _match_unordered(state: dict[str, Any], model_keys: Mapping[str, Any],
+                     classifier: set[str] = frozenset()) -> tuple[dict[str, str] | None, str | None]:
+    # The file's order means nothing (safetensors sorts its keys), so a tensor
+    # is paired only where its last name part (weight, bias, running_mean...)
+    # and shape single out one tensor of the model; tensors that share both
+    # are paired only when they are equal, so no pairing can be a silent swap.
+    # Returns (pairing or None, why not).
+    model_items = [(k, v) for k, v in model_keys.items() if not _counter(k, v)]
+    file_items = [(k, v) for k, v in state.items() if not _counter(k, v)]
+    if len(file_items) != len(model_items):
+        return None, None
+    groups: dict[tuple[str, tuple[int, ...]], tuple[list[str], list[str]]] = {}
+    for k, v in model_items:
+        groups.setdefault((_last(k), _shape(v)), ([], []))[0].append(k)
+    for k, v in file_items:
+        groups.setdefault((_last(k), _shape(v)), ([], []))[1].append(k)
+    pairs: dict[str, str] = {}
+    left_model: list[str] = []
+    left_file: list[str] = []
+    for (last, shape), (mks, fks) in groups.items():
+        if len(mks) != len(fks):
+            left_model.extend(mks)
+            left_file.extend(fks)
+        elif len(fks) > 1 and not all(_equal(state[fks[0]], state[f]) for f in fks[1:]):
+            return None, (f"{len(fks)} of its tensors named *.{last} have the shape {shape}"
+                          f" ({fks[0]!r}, {fks[1]!r}, ...), and nothing says which is which")
+        else:
+            pairs.update(zip(mks, fks))
+    # What is left must be the classifier (another class count), paired by last name part.
+    lasts = [_last(k) for k in left_file]
+    if (any(k not in classifier for k in left_model) or len(set(lasts)) != len(lasts)
+            or sorted(lasts) != sorted(_last(k) for k in left_model)):
+        stray = next(k for k in left_file if k not in classifier) if left_file else left_model[0]
+        return None, (f"{stray!r} has no counterpart with the same last name part (weight, bias,"
+                      " running_mean, ...) and shape on the other side")
+    pairs.update({m: next(f for f in left_file if _last(f) == _last(m)) for m in left_model})
+    return pairs, None
+
+
+def _counter(key: str, value: Any) -> bool:
+    """BatchNorm's num_batches_tracked, under any name."""
+    return key.endswith("num_batches_tracked") or (getattr(value, "ndim", 1) == 0 and not value.is_floating_point())
+
+
+def _equal(a: Any, b: Any) -> bool:
+    return a.dtype == b.dtype and bool((a == b).all())
 
 
 # -- fitting -------------------------------------------------------------------
@@ -137,17 +215,25 @@ def classifier_keys(model: Any, spec: Any = None) -> set[str]:
     return {k for k in keys if any(k.startswith(p) for p in prefixes)}
 
 
-def fit_state_dict(model: Any, state: dict[str, Any], spec: Any = None, *, source: str = "weights") -> dict[str, list[str]]:
+def fit_state_dict(model: Any, state: dict[str, Any], spec: Any = None, *, source: str = "weights",
+                   ordered: bool | None = None) -> dict[str, list[str]]:
     """Load ``state`` into ``model`` after checks; the classifier is kept fresh when it does not fit.
 
     Returns ``{"missing": [...], "dropped": [...]}`` (keys left at their
     initial values; file keys dropped). Raises :class:`CheckpointError` naming
     the first key whose shape does not match, or that one side lacks; a key
-    of the file is named as the file spells it.
+    of the file is named as the file spells it. ``ordered``: see
+    :func:`remap_state_dict`.
     """
     own = model.state_dict()
     head = classifier_keys(model, spec)
-    state, origin = remap_with_origin(state, own, classifier=head)
+    state, origin, refused = _remap(state, own, "native", head, ordered)
+    if refused:
+        raise CheckpointError(
+            f"weights from {source} do not fit {_arch_name(model)} by name, and the file's key order is not the"
+            f" module order (safetensors stores keys sorted), so tensors are not paired by order: {refused};"
+            " rename the file's keys to the model's, or save it with torch.save in module order"
+        )
     dropped: list[str] = []
     # A classifier for another class count is dropped, as timm does.
     for key in sorted(head):
