@@ -28,9 +28,12 @@ from zoo.cli.train import (
 )
 from zoo.runtime.cli import floats
 
-# zoo train's options that finetune does not take, and defaults that suit a pretrained backbone.
+from zoo.transfer.finetune import FINETUNE_TRAIN_DEFAULTS, FinetuneOptions
+
+# zoo train's options that finetune does not take; the defaults that suit a pretrained
+# backbone come from zoo.transfer.finetune, which zoo.finetune(...) uses too.
 _NOT_SHARED = {"name", "nproc"}
-_FINETUNE_DEFAULTS = {"lr": 3e-3, "optimizer": "adamw", "normalize": "model", "epochs": 20}
+_DEFAULT = FinetuneOptions()
 
 
 def _shared_train_options() -> list[click.Parameter]:
@@ -39,8 +42,8 @@ def _shared_train_options() -> list[click.Parameter]:
         if param.name in _NOT_SHARED:
             continue
         param = copy.copy(param)
-        if param.name in _FINETUNE_DEFAULTS:
-            param.default = _FINETUNE_DEFAULTS[param.name]
+        if param.name in FINETUNE_TRAIN_DEFAULTS:
+            param.default = FINETUNE_TRAIN_DEFAULTS[param.name]
         if param.name == "out":
             param.help = "Output directory for best/, last/, metrics and curves [runs/finetune_NAME]."
         if param.name == "normalize":
@@ -54,23 +57,23 @@ def _shared_train_options() -> list[click.Parameter]:
 @click.option("--weights", type=click.Path(), help="Weight file (.safetensors, .pth, .pt) or zoo checkpoint to load into NAME.")
 @click.option("--tag", help="Which registered pretrained weights of NAME [the first]; see 'zoo info NAME'.")
 @click.option("--encoder", type=click.Path(), help="Autoencoder checkpoint (zoo pretrain autoencoder): its encoder is the backbone.")
-@click.option("--head", default="linear", show_default=True, help="New head: linear, or mlp:SIZE[,SIZE] (e.g. mlp:512).")
-@click.option("--head-dropout", type=float, default=0.2, show_default=True, help="Dropout inside an MLP head.")
-@click.option("--freeze", default="backbone", show_default=True,
+@click.option("--head", default=_DEFAULT.head, show_default=True, help="New head: linear, or mlp:SIZE[,SIZE] (e.g. mlp:512).")
+@click.option("--head-dropout", type=float, default=_DEFAULT.head_dropout, show_default=True, help="Dropout inside an MLP head.")
+@click.option("--freeze", default=str(_DEFAULT.freeze), show_default=True,
               help="What to freeze: backbone, none, a stage name (it and all below it), or a number of stages.")
 @click.option("--freeze-pattern", "freeze_patterns", multiple=True, metavar="GLOB",
               help="Also freeze parameters whose names match (repeatable), e.g. 'layer1.*'.")
-@click.option("--bn", "bn_policy", type=click.Choice(["frozen", "train"]), default="frozen", show_default=True,
+@click.option("--bn", "bn_policy", type=click.Choice(["frozen", "train"]), default=_DEFAULT.bn_policy, show_default=True,
               help="BatchNorm in frozen parts: frozen (eval mode, statistics fixed) or train.")
 @click.option("--unfreeze-after", type=int, metavar="N",
               help="After N epochs, unfreeze frozen stages one at a time from the top.")
-@click.option("--unfreeze-every", type=int, default=1, show_default=True, metavar="K",
+@click.option("--unfreeze-every", type=int, default=_DEFAULT.unfreeze_every, show_default=True, metavar="K",
               help="Epochs between unfreezing one more stage.")
-@click.option("--layer-decay", type=float, default=0.5, show_default=True,
+@click.option("--layer-decay", type=float, default=_DEFAULT.layer_decay, show_default=True,
               help="Discriminative learning rates: a stage k below the head trains at lr * decay^k.")
-@click.option("--cache-features/--no-cache-features", default=None,
+@click.option("--cache-features/--no-cache-features", default=_DEFAULT.cache_features,
               help="Train the head on backbone features computed once [when the backbone is frozen and augmentation off].")
-@click.option("--feature-engine", type=click.Choice(["auto", "onnxruntime", "torch"]), default="auto", show_default=True,
+@click.option("--feature-engine", type=click.Choice(["auto", "onnxruntime", "torch"]), default=_DEFAULT.feature_engine, show_default=True,
               help="What computes cached features: ONNX Runtime when it matches PyTorch (auto), or either one.")
 @click.option("--dry-run", is_flag=True, help="Print the trainable/frozen parameters per group with their learning rates, then stop.")
 def finetune_command(source: str | None, weights: str | None, tag: str | None, encoder: str | None, head: str,
@@ -92,7 +95,7 @@ def finetune_command(source: str | None, weights: str | None, tag: str | None, e
       zoo finetune runs/net/best --data pics/ --freeze layer2 --dry-run
       zoo finetune --encoder runs/ae/best --data labelled/
     """
-    from zoo.transfer.finetune import FinetuneOptions, finetune
+    from zoo.transfer.finetune import finetune
 
     data = options.pop("data")
     mean_v, std_v = floats(mean, "--mean"), floats(std, "--std")

@@ -20,6 +20,23 @@ from zoo.errors import ZooError
 from zoo.registry import model_info
 
 
+# The training defaults of a finetune, where they differ from zoo train's (TrainConfig):
+# the one place that zoo.finetune(...) and `zoo finetune` both take them from.
+FINETUNE_TRAIN_DEFAULTS: dict[str, Any] = {
+    "optimizer": "adamw",
+    "lr": 3e-3,
+    "epochs": 20,
+    "normalize": "model",  # the mean/std the pretrained weights were trained with
+}
+
+
+def finetune_config(**options: Any):
+    """A :class:`zoo.train.TrainConfig` with the finetune defaults; keywords override them."""
+    from zoo.train import TrainConfig
+
+    return TrainConfig(**{**FINETUNE_TRAIN_DEFAULTS, **options})
+
+
 @dataclass
 class FinetuneOptions:
     """What ``zoo finetune`` adds to the training options."""
@@ -228,17 +245,18 @@ def finetune(
     """Finetune ``source`` (registry name or checkpoint; None with ``options.encoder``) on ``data``.
 
     ``data`` is an image folder / ``scheme:name`` or a :class:`zoo.data.ImageData`;
-    ``config`` a :class:`zoo.train.TrainConfig` (keywords override it). Returns
+    ``config`` a :class:`zoo.train.TrainConfig` (keywords override it); without
+    one, the finetune defaults apply, as in ``zoo finetune``
+    (:data:`FINETUNE_TRAIN_DEFAULTS`: AdamW, lr 3e-3, 20 epochs, the weights'
+    mean/std; see :func:`finetune_config`). Returns
     the trainer's :class:`zoo.train.TrainResult` with ``plan`` (the dry-run
     text) and ``cached_features`` attached; with ``dry_run`` only the plan
     is built and returned as a string.
     """
     from dataclasses import replace
 
-    from zoo.train import TrainConfig
-
     options = options or FinetuneOptions()
-    cfg = replace(config, **train_options) if config is not None else TrainConfig(**train_options)
+    cfg = replace(config, **train_options) if config is not None else finetune_config(**train_options)
     say = log or (lambda line: print(line, file=sys.stderr, flush=True))
     if dry_run:
         classes = _class_names(data, cfg)
