@@ -104,10 +104,20 @@ def read_weight_file(path: str | os.PathLike) -> dict[str, Any]:
             return load_file(str(path))
         except Exception as exc:
             raise CheckpointError(f"{str(path)!r} is not a readable safetensors file: {first_line(exc)}") from None
+    if path.suffix.lower() == ".safetensors" and not _is_zip(path):  # a pickle under a safetensors name
+        raise CheckpointError(
+            f"{str(path)!r} is not a PyTorch or safetensors weight file: it is named .safetensors but holds a"
+            " plain pickle; save the weights with safetensors.torch.save_file, or torch.save to a .pth"
+        )
+    import warnings
+
     import torch
 
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns (with a source line) about pickle protocols it then refuses
+            warnings.simplefilter("ignore", UserWarning)
+            with open(path, "rb") as fh:  # a file object: torch picks a reader by the name otherwise
+                obj = torch.load(fh, map_location="cpu", weights_only=True)
     except Exception as exc:
         text = str(exc)
         if "weights_only" in text or "Unpickler" in text or "GLOBAL" in text or "Unsupported" in text:
@@ -117,6 +127,11 @@ def read_weight_file(path: str | os.PathLike) -> dict[str, Any]:
             ) from None
         raise CheckpointError(f"cannot read weight file {str(path)!r}: {first_line(exc)}") from None
     return unwrap_state_dict(obj, path)
+
+
+def _is_zip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(4) == b"PK\x03\x04"
 
 
 def weight_file_kind(path: str | os.PathLike) -> str | None:
