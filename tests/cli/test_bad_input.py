@@ -55,7 +55,9 @@ def mixed(tmp_path):
 def test_predict_dir_predicts_the_readable_images_and_names_the_rest(models, mixed, kind):
     res = run("predict", models[kind], mixed, "--json")
     assert res.exit_code == 0, res.output
-    sources = sorted(p["input"] if "input" in p else p["source"] for p in json.loads(res.stdout))
+    answer = json.loads(res.stdout)
+    sources = sorted(p["input"] if "input" in p else p["source"] for p in answer["predictions"])
+    assert answer["skipped"]["count"] == 3 and answer["skipped"]["by_reason"]["corrupt"] == 1
     assert len(sources) == 20  # 18 generated + phone.jfif + TINY.JPG, nothing twice through the loop
     assert any(s.endswith("phone.jfif") for s in sources) and any(s.endswith("TINY.JPG") for s in sources)
     line = res.stderr.strip().splitlines()[-1]

@@ -37,7 +37,7 @@ def test_checkpoint_and_onnx_agree(files):
     by_onnx = _predict(files["onnx"], files["images"], "--json")
     assert by_ckpt.exit_code == 0, by_ckpt.output
     assert by_onnx.exit_code == 0, by_onnx.output
-    a, b = json.loads(by_ckpt.output), json.loads(by_onnx.output)
+    a, b = json.loads(by_ckpt.output)["predictions"], json.loads(by_onnx.output)["predictions"]
     assert len(a) == len(b) == 6
     for x, y in zip(a, b):
         assert x["input"] == y["input"]
@@ -78,4 +78,25 @@ def test_foreign_onnx_needs_and_accepts_preprocessing_options(files, tmp_path):
     ok = _predict(foreign, files["images"], "--mean", ",".join(map(str, config["mean"])),
                   "--std", ",".join(map(str, config["std"])), "--labels", "cat,dog", "--json")
     assert ok.exit_code == 0, ok.output
-    assert json.loads(ok.output)[0]["top"][0]["label"] in CLASSES
+    assert json.loads(ok.output)["predictions"][0]["top"][0]["label"] in CLASSES
+
+
+def test_json_has_a_skipped_key(files):
+    answer = json.loads(_predict(files["onnx"], files["images"], "--json").output)
+    assert answer["skipped"] == {"count": 0, "by_reason": {}, "files": []}
+    assert len(answer["predictions"]) == 6
+
+
+def test_onnx_with_device_cuda_is_refused_without_cuda(files, monkeypatch):
+    import onnxruntime
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])  # no CUDA here
+    res = _predict(files["onnx"], files["images"], "--device", "cuda")
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "no CUDAExecutionProvider" in res.output
+
+
+def test_onnx_device_and_provider_must_agree(files):
+    res = _predict(files["onnx"], files["images"], "--device", "cpu", "--provider", "cuda")
+    assert res.exit_code == 2 and "disagree" in res.output
+    assert _predict(files["onnx"], files["images"], "--device", "cpu").exit_code == 0

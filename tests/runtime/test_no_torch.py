@@ -48,7 +48,7 @@ def test_zoo_predict_on_onnx_without_torch(exported, blocked_env):
         env=blocked_env(), capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    rows = json.loads(done.stdout)
+    rows = json.loads(done.stdout)["predictions"]
     assert len(rows) == 9 and rows[0]["top"][0]["label"] in {"red", "green", "blue"}
 
 

@@ -52,7 +52,7 @@ def test_zoo_runtime_installs_alone_without_torch_and_predicts_and_serves(export
     predicted = subprocess.run([str(bin_dir / "zoo-runtime"), "predict", str(exported["onnx"]), str(image), "--json", "-k", "1"],
                                env=env, capture_output=True, text=True, cwd=tmp_path)
     assert predicted.returncode == 0, predicted.stderr
-    assert json.loads(predicted.stdout)[0]["top"][0]["label"] in {"red", "green", "blue"}
+    assert json.loads(predicted.stdout)["predictions"][0]["top"][0]["label"] in {"red", "green", "blue"}
     missing = subprocess.run([str(bin_dir / "zoo-runtime"), "predict", str(tmp_path / "none.onnx"), str(image)],
                              env=env, capture_output=True, text=True, cwd=tmp_path)
     assert missing.returncode == 1 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr

@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from zoo.cli._options import device_option, memory_option
-from zoo.runtime.cli import ONNX_BATCH, floats, predict_options, show_predictions
+from zoo.runtime.cli import ONNX_BATCH, floats, predict_options, provider_for_device, show_predictions
 
 
 @click.command("predict")
@@ -24,7 +24,8 @@ def predict_command(model: str, inputs: tuple[str, ...], top_k: int, as_json: bo
     if model.lower().endswith(".onnx"):
         from zoo.runtime import load
 
-        predictor = load(model, provider=provider, threads=threads, size=size, mean=floats(mean, "--mean"),
+        # --device is checked here as everywhere: cuda without CUDA in onnxruntime is refused, not run on the CPU.
+        predictor = load(model, provider=provider_for_device(device, provider), threads=threads, size=size, mean=floats(mean, "--mean"),
                          std=floats(std, "--std"), labels=labels)
     else:
         if any(v is not None for v in (size, mean, std, labels)):

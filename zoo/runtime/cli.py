@@ -39,17 +39,20 @@ def show_predictions(predictor: Any, inputs: Iterable[str], *, top_k: int, batch
     from .skips import SkipReport
 
     skipped = SkipReport()
+    # --json: {"predictions": [...], "skipped": {count, by_reason, files}}, as every command's skipped key.
     if predictor.task == "reconstruction":
         rows = predictor.reconstruct(inputs, batch_size=batch_size, skipped=skipped)
         if as_json:
-            click.echo(json.dumps([{"input": p, "reconstruction_mse": e} for p, _, e in rows], indent=2))
+            click.echo(json.dumps({"predictions": [{"input": p, "reconstruction_mse": e} for p, _, e in rows],
+                                   "skipped": skipped.to_dict()}, indent=2))
         else:
             for path, _, err in rows:
                 click.echo(f"{path}: reconstruction error (MSE) {err:.6f}")
     else:
         predictions = predictor.predict(inputs, top_k=top_k, batch_size=batch_size, skipped=skipped)
         if as_json:
-            click.echo(json.dumps([p.to_dict() for p in predictions], indent=2))
+            click.echo(json.dumps({"predictions": [p.to_dict() for p in predictions], "skipped": skipped.to_dict()},
+                                  indent=2))
         else:
             for pred in predictions:
                 ranked = ", ".join(f"{label} {prob:.4f}" for label, prob in zip(pred.labels, pred.probabilities))
@@ -66,6 +69,21 @@ class RuntimeGroup(click.Group):
             return super().invoke(ctx)
         except RuntimeInputError as exc:
             raise click.ClickException(str(exc)) from None
+
+
+def provider_for_device(device: str, provider: str) -> str:
+    """The ONNX Runtime provider that ``--device`` asks for (``--provider`` wins only when they agree)."""
+    device = (device or "auto").strip().lower()
+    if device == "auto":
+        return provider
+    if device == "mps":
+        raise click.UsageError("--device mps: ONNX Runtime has no MPS provider here; use --device cpu or auto")
+    wanted = "cuda" if device.startswith("cuda") else "cpu"
+    if device.startswith("cuda:") and device != "cuda:0":
+        raise click.UsageError(f"--device {device}: an .onnx model runs on the first CUDA device; use --device cuda")
+    if provider not in ("auto", wanted):
+        raise click.UsageError(f"--device {device} and --provider {provider} disagree; give one of them")
+    return wanted
 
 
 def predict_options(function: Any) -> Any:
