@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from dataclasses import dataclass, field
@@ -148,7 +149,27 @@ def find_layout(data: str | os.PathLike, *, val_split: float | None = 0.1, seed:
     if not val_split:
         return FolderLayout(root, class_names, files, None, skipped)
     train, val = stratified_split(files, val_split, seed)
+    _check_split_leaves_training(class_names, files, train, val_split)
     return FolderLayout(root, class_names, train, val if val.paths else None, skipped)
+
+
+def _check_split_leaves_training(class_names: list[str], files: FileSplit, train: FileSplit, fraction: float) -> None:
+    """A --val-split that holds back every image of a class leaves nothing to train it on: say so, with numbers."""
+    kept = set(train.labels)
+    empty = [i for i in range(len(class_names)) if i not in kept]
+    if not empty:
+        return
+    sizes = [files.labels.count(i) for i in range(len(class_names))]
+    smallest = min(sizes)
+    # round(n * f) <= n - 1 keeps one image of the smallest class to train on: f < (n - 0.5) / n.
+    limit = math.floor((smallest - 0.5) / smallest * 1000 - 1e-9) / 1000
+    first = class_names[empty[0]]
+    more = f" (and {len(empty) - 1} more class{'es' if len(empty) > 2 else ''})" if len(empty) > 1 else ""
+    raise DataError(
+        f"--val-split {fraction:g} leaves no training images of class {first!r}{more}: it holds back all"
+        f" {sizes[empty[0]]} of its images for validation ({sum(sizes)} images in {len(class_names)} classes);"
+        f" use a --val-split of at most {limit:g}, or a train/ and val/ folder"
+    )
 
 
 def eval_folder(data: str | os.PathLike, split: str = "auto") -> Path:

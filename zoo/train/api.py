@@ -55,6 +55,10 @@ def load_folder_for(model: Any, data: str | os.PathLike, cfg: TrainConfig, input
     from zoo.plugins import get_spec
 
     size = input_size or cfg.input_size
+    if size is not None:  # a size the model cannot take fails here, not in its first batch
+        from zoo.models.probe import check_input_size
+
+        check_input_size(model, size, cfg.model_args)
     if size is None:
         info = None if isinstance(model, str) else model_info(model)
         if not isinstance(model, str) and info is None:

@@ -270,6 +270,10 @@ def finetune(
     torch.manual_seed(cfg.seed)  # the new head starts the same for the same seed
     prepared = prepare(source, dataset.num_classes, options, cfg.lr, cfg.model_args)
     wanted = tuple(cfg.input_size or prepared.input_size or dataset.input_size)
+    if cfg.input_size:
+        from zoo.models.probe import check_input_size
+
+        check_input_size(prepared.model, wanted)
     if tuple(dataset.input_size) != wanted:
         dataset = _load(data, source, options, cfg, input_size=wanted)
     cached, reason = _cache_decision(prepared, options, cfg)
