@@ -83,3 +83,6 @@ def mistakes_command(source: str, data: str, split: str, min_prob: float, sheet:
         click.echo(f"  ... and {len(report.mistakes) - 20} more (--json lists all)")
     if report.sheet:
         click.echo(f"contact sheet: {report.sheet}")
+    if report.missing_glyphs:
+        click.echo(f"zoo: no font here has glyphs for {report.missing_glyphs!r} (drawn as '?' on the sheet);"
+                   " install one that has (Debian: fonts-noto-cjk) or set ZOO_FONT=/path/to/font.ttf", err=True)

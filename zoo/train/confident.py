@@ -5,6 +5,7 @@ shown cats), with a contact sheet to look at them.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ class ConfidentReport:
     unseen_classes: list[str] = field(default_factory=list)
     sheet: str | None = None
     skipped: int = 0
+    missing_glyphs: str = ""  # caption characters no font here can draw (drawn as '?')
 
     @property
     def rate(self) -> float:
@@ -45,6 +47,7 @@ class ConfidentReport:
             "rate": self.rate,
             "unseen_classes": self.unseen_classes,
             "sheet": self.sheet,
+            "sheet_missing_glyphs": self.missing_glyphs,
             "skipped": self.skipped,
             "mistakes": [m.__dict__ for m in self.mistakes],
         }
@@ -110,12 +113,19 @@ def confident_mistakes(
                     report.mistakes.append(ConfidentMistake(str(path), folder, names[i], p))
     report.mistakes.sort(key=lambda m: -m.probability)
     if sheet is not None and report.mistakes:
-        report.sheet = str(contact_sheet(report.mistakes[:max_sheet], sheet))
+        missing: set[str] = set()
+        report.sheet = str(contact_sheet(report.mistakes[:max_sheet], sheet, missing=missing))
+        report.missing_glyphs = "".join(sorted(missing))
     return report
 
 
-def contact_sheet(mistakes: list[ConfidentMistake], path: str | os.PathLike, thumb: int = 96) -> Path:
-    """A grid of thumbnails, each captioned 'predicted p%' over its true folder."""
+def contact_sheet(mistakes: list[ConfidentMistake], path: str | os.PathLike, thumb: int = 96,
+                  missing: set[str] | None = None) -> Path:
+    """A grid of thumbnails, each captioned 'predicted p%' over its true folder.
+
+    Captions are drawn in a font that has glyphs for them (:func:`caption_font`);
+    characters no font here has are drawn as '?' and added to ``missing``.
+    """
     from PIL import Image, ImageDraw
 
     from zoo.io import atomic_write
@@ -125,10 +135,80 @@ def contact_sheet(mistakes: list[ConfidentMistake], path: str | os.PathLike, thu
     caption = 26
     sheet = Image.new("RGB", (cols * thumb, rows * (thumb + caption)), "white")
     draw = ImageDraw.Draw(sheet)
+    missing = set() if missing is None else missing
     for k, m in enumerate(mistakes):
         x, y = (k % cols) * thumb, (k // cols) * (thumb + caption)
         with Image.open(m.path) as img:
             sheet.paste(img.convert("RGB").resize((thumb, thumb), Image.NEAREST), (x, y))
-        draw.text((x + 2, y + thumb), f"{m.predicted} {100 * m.probability:.0f}%", fill="black")
-        draw.text((x + 2, y + thumb + 12), f"({m.folder or '?'})", fill="gray")
+        for dy, text, colour in ((0, f"{m.predicted} {100 * m.probability:.0f}%", "black"),
+                                 (12, f"({m.folder or '?'})", "gray")):
+            font, lacking = caption_font(text)
+            missing.update(lacking)
+            shown = "".join("?" if ch in lacking else ch for ch in text)
+            draw.text((x + 2, y + thumb + dy), shown, fill=colour, font=font)
     return atomic_write(Path(path), lambda tmp: sheet.save(tmp, format="PNG"))
+
+
+FONT_ENV = "ZOO_FONT"  # a .ttf/.otf/.ttc to try first for the sheet's captions
+CAPTION_SIZE = 10
+
+
+def caption_font(text: str, size: int = CAPTION_SIZE) -> tuple[Any, set[str]]:
+    """A Pillow font with glyphs for ``text``, and the characters of it that no font found here has."""
+    from PIL import ImageFont
+
+    path, lacking = font_file_for(text)
+    return (ImageFont.load_default() if path is None else _pillow_font(path, size)), lacking
+
+
+def font_file_for(text: str) -> tuple[str | None, set[str]]:
+    """The font file to draw ``text`` with, and the characters it lacks.
+
+    Tried in order: ``$ZOO_FONT``, matplotlib's DejaVu Sans (Latin, Greek,
+    Cyrillic, ...), then the system's fonts (CJK needs one, e.g. Debian's
+    fonts-noto-cjk); the first that covers the whole text wins, else the one
+    that covers most. None: no font file at all (Pillow's built-in font).
+    """
+    wanted = {ch for ch in text if not ch.isspace()}
+    best, best_lacking = None, wanted
+    for font_path in _font_files():
+        lacking = {ch for ch in wanted if ord(ch) not in _charmap(font_path)}
+        if best is None or len(lacking) < len(best_lacking):
+            best, best_lacking = font_path, lacking
+        if not lacking:
+            break
+    return best, best_lacking
+
+
+def _font_files() -> list[str]:
+    from matplotlib import font_manager
+
+    first = [os.environ[FONT_ENV]] if os.environ.get(FONT_ENV) else []
+    bundled = font_manager.findfont("DejaVu Sans", fallback_to_default=True)
+    return first + [bundled] + [f for f in _system_fonts() if f != bundled]
+
+
+@functools.lru_cache(maxsize=1)
+def _system_fonts() -> tuple[str, ...]:
+    from matplotlib import font_manager
+
+    return tuple(sorted(font_manager.findSystemFonts()))
+
+
+@functools.lru_cache(maxsize=None)
+def _charmap(font_path: str) -> frozenset[int]:
+    """The code points a font file has glyphs for (empty when it cannot be read)."""
+    try:
+        from fontTools.ttLib import TTFont
+
+        font = TTFont(font_path, fontNumber=0, lazy=True)
+        return frozenset(font.getBestCmap() or {})
+    except Exception:  # a broken or unsupported font file is one we cannot draw with
+        return frozenset()
+
+
+@functools.lru_cache(maxsize=None)
+def _pillow_font(font_path: str, size: int) -> Any:
+    from PIL import ImageFont
+
+    return ImageFont.truetype(font_path, size)
