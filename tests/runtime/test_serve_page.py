@@ -15,7 +15,8 @@ def browser():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    assert CHROMIUM and DRIVER, "the browser test needs chromium and chromedriver (apt-get install chromium chromium-driver)"
+    assert CHROMIUM and DRIVER, ("the browser test needs chromium and chromedriver: run sh tests/install_browser.sh"
+                                 " (the README's test command does), or apt-get install chromium chromium-driver")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1000,900"):
