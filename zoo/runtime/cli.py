@@ -10,6 +10,7 @@ in the full CLI is the same command object, so the two never drift apart.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Iterable
 
 import click
@@ -25,9 +26,12 @@ def floats(value: str | None, option: str) -> list[float] | None:
     if value is None:
         return None
     try:
-        return [float(v) for v in value.replace(" ", "").split(",") if v]
+        numbers = [float(v) for v in value.replace(" ", "").split(",") if v]
     except ValueError:
         raise click.BadParameter(f"expected comma-separated numbers, got {value!r}", param_hint=option) from None
+    if not all(math.isfinite(v) for v in numbers):  # float() takes "nan" and "inf": no mean or std is either
+        raise click.BadParameter(f"expected finite numbers, got {value!r}", param_hint=option)
+    return numbers
 
 
 def show_predictions(predictor: Any, inputs: Iterable[str], *, top_k: int, batch_size: int, as_json: bool) -> None:
