@@ -4,8 +4,9 @@ The learning rate grows exponentially from ``start`` to ``end`` over at most
 ``steps`` training steps; the loss is smoothed (an exponential moving average
 with bias correction) and the test stops once the smoothed loss exceeds
 ``diverge`` times the lowest seen, or turns NaN. The suggestion is the
-learning rate of the lowest smoothed loss divided by ten: the loss still falls
-steeply there, well short of where training blows up.
+learning rate of the lowest smoothed loss (the first tenth of the steps left
+out: the average starts at one batch's loss) divided by ten: the loss still
+falls there, well short of where training blows up.
 
 It runs the loop's own steps (:class:`zoo.train.epoch.StepRunner`, without
 callbacks) on a set-up Trainer, and afterwards puts the weights, buffers,
@@ -158,11 +159,13 @@ def _batches(trainer: "Trainer") -> Iterator[Any]:
 
 
 def _suggest(found: LRFinding, start: float) -> LRFinding:
-    finite = [(loss, lr) for loss, lr in zip(found.losses, found.lrs) if math.isfinite(loss)]
-    # The lowest point must come after a few steps: a loss that is lowest at the very start never fell.
-    if len(finite) < 3 or min(finite)[1] <= found.lrs[min(2, len(found.lrs) - 1)]:
+    # The first steps are left out of the minimum: the smoothed loss starts at one batch's loss, which may
+    # happen to be low; the trace must also outlast them, or the loss diverged from the start.
+    skip = max(3, len(found.lrs) // 10)
+    finite = [(loss, lr) for loss, lr in zip(found.losses, found.lrs) if math.isfinite(loss)][skip:]
+    if not finite or (found.stopped == "diverged" and len(found.lrs) <= 2 * skip):
         raise LRFindDivergedError(
-            f"the loss did not fall in the LR range test: it diverged from the first steps (from lr {start:.1e});"
+            f"the loss diverged within the first {len(found.lrs)} steps of the LR range test (from lr {start:.1e});"
             " the model is unchanged. Check the data and the model (inputs normalised? labels right?) or pass"
             " --lr yourself"
         )
