@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "predict": "zoo.cli.predict:predict_command",
     "serve": "zoo.cli.serve:serve_command",
     "train": "zoo.cli.train:train_command",
+    "lr-find": "zoo.cli.lr_find:lr_find_command",
     "evaluate": "zoo.cli.evaluate:evaluate_command",
     "mistakes": "zoo.cli.evaluate:mistakes_command",
 }

@@ -106,7 +106,8 @@ def finetune_command(source: str | None, weights: str | None, tag: str | None, e
     if resume == RESUME_LAST:
         resume = str(out_dir / "last")
     cfg = make_train_config(options, out_dir=out_dir, resume=resume, milestones=milestones, input_size=input_size,
-                            cache=cache, no_plot=no_plot, quiet=quiet, model_args=model_args)
+                            cache=cache, no_plot=no_plot, quiet=quiet, model_args=model_args,
+                            auto_lr_base=_FINETUNE_DEFAULTS["lr"])
     freeze_value: str | int = int(freeze) if freeze.strip().isdigit() else freeze
     fopts = FinetuneOptions(
         head=head, head_dropout=head_dropout, freeze=freeze_value, freeze_patterns=tuple(freeze_patterns),
@@ -118,6 +119,11 @@ def finetune_command(source: str | None, weights: str | None, tag: str | None, e
     if dry_run:
         click.echo(finetune(source, data, cfg, fopts, mean=mean_v, std=std_v, dry_run=True))
         return
+    from zoo.data.budget import keep_batches_off_the_heap
+
+    # Process-wide and impossible to read back, so set here, where the process is the command's own,
+    # and not by the library call (docs/training.md, "What a library call leaves behind").
+    keep_batches_off_the_heap()
     result = finetune(source, data, cfg, fopts, mean=mean_v, std=std_v, log=log)
     echo_result(result, as_json, seconds=result.seconds, cached_features=result.cached_features)
 

@@ -30,6 +30,25 @@ def _ints(text: str | None, option: str) -> tuple[int, ...]:
         raise click.BadParameter(f"expected comma-separated integers, got {text!r}", param_hint=option) from None
 
 
+class LearningRate(click.ParamType):
+    """A positive number, or ``auto`` (the LR range test picks it)."""
+
+    name = "LR|auto"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float) or value == "auto":
+            return value
+        if str(value).strip().lower() == "auto":
+            return "auto"
+        try:
+            lr = float(value)
+        except ValueError:
+            self.fail(f"expected a number or 'auto', got {value!r}", param, ctx)
+        if not lr > 0:
+            self.fail(f"must be positive, got {value!r}", param, ctx)
+        return lr
+
+
 def _input_size(text: str | None) -> tuple[int, int, int] | None:
     if text is None:
         return None
@@ -49,7 +68,8 @@ def _input_size(text: str | None) -> tuple[int, int, int] | None:
 @click.option("--out", type=click.Path(file_okay=False), help="Output directory for best/, last/, metrics and curves [runs/NAME].")
 @click.option("--epochs", type=int, default=10, show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--lr", type=float, default=1e-2, show_default=True, help="Learning rate (the peak for onecycle).")
+@click.option("--lr", type=LearningRate(), default=1e-2, show_default=True,
+              help="Learning rate (the peak for onecycle), or 'auto': run the LR range test first (see 'zoo lr-find').")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw"]), default="sgd", show_default=True)
 @click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD momentum (0: the book's plain SGD).")
 @click.option("--weight-decay", type=float, default=0.0, show_default=True)
@@ -71,7 +91,8 @@ def _input_size(text: str | None) -> tuple[int, int, int] | None:
 @click.option("--channels-last/--no-channels-last", default=None, help="Channels-last memory format [on for CUDA and CPU].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--augment", default="none", show_default=True,
-              help="Training augmentations: crop[=PAD],flip[=P],rotate[=DEG],jitter[=S],blur[=SIGMA], 'default' (crop,flip) or 'none'.")
+              help="Training augmentations: crop[=PAD],flip[=P],rotate[=DEG],jitter[=S],blur[=SIGMA],trivial[=BINS],"
+                   "randaugment[=MAGNITUDE], 'default' (crop,flip) or 'none'.")
 @click.option("--normalize", type=click.Choice(["dataset", "model"]), default="dataset", show_default=True,
               help="Mean/std of the training images, or the architecture's own.")
 @click.option("--mean", help="Explicit normalisation mean, e.g. 0.485,0.456,0.406 (with --std).")
@@ -90,6 +111,14 @@ def _input_size(text: str | None) -> tuple[int, int, int] | None:
 @click.option("--resume", is_flag=False, flag_value=RESUME_LAST, default=None, metavar="[CKPT]",
               help="Continue from a checkpoint directory [OUT/last when given without a value].")
 @click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Architecture argument (repeatable).")
+@click.option("--accumulate", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+              help="Sum the gradients of N batches before each optimizer step (an N times larger batch).")
+@click.option("--ema", type=float, metavar="DECAY",
+              help="Keep a moving average of the weights (e.g. 0.999); best/ holds it when it validates better.")
+@click.option("--mixup", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="ALPHA",
+              help="MixUp with Beta(ALPHA, ALPHA) (e.g. 0.2; 0: off); soft-target loss.")
+@click.option("--cutmix", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="ALPHA",
+              help="CutMix with Beta(ALPHA, ALPHA) (e.g. 1.0; 0: off); with --mixup, one of the two per batch.")
 @click.option("--nproc", type=int, default=None, metavar="N",
               help="Launch N data-parallel processes on this machine with torchrun.")
 @json_option("Print the result as JSON on stdout.")
@@ -173,10 +202,14 @@ def echo_result(result, as_json: bool, *, seconds: float | None = None, **extra)
 
 def make_train_config(options: dict, *, out_dir: Path, resume: str | None, milestones: str | None,
                       input_size: str | None, cache: bool | None, no_plot: bool, quiet: bool,
-                      model_args: tuple[str, ...]):
-    """The TrainConfig of the shared training options (used by train and finetune)."""
+                      model_args: tuple[str, ...], auto_lr_base: float = 1e-2):
+    """The TrainConfig of the shared training options (used by train and finetune); ``--lr auto`` sets lr_find."""
     from zoo.train import TrainConfig
 
+    options = dict(options)
+    if options.get("lr") == "auto":
+        # The range test scales every group from this lr, keeping their ratios.
+        options["lr"], options["lr_find"] = auto_lr_base, True
     return TrainConfig(
         **options,
         milestones=_ints(milestones, "--milestones"),

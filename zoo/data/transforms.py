@@ -1,6 +1,7 @@
 """Augmentations and normalisation.
 
 Augmentations are named in a short spec, ``"crop=4,flip,rotate=15,jitter=0.2,blur=1.0"``
+(and the policies ``trivial[=BINS]``, TrivialAugmentWide, and ``randaugment[=MAGNITUDE]``)
 (``"default"`` is ``crop,flip``; ``"none"`` switches them off). The same spec
 builds two implementations:
 
@@ -29,7 +30,11 @@ AUGMENTATIONS: dict[str, tuple[float, str]] = {
     "rotate": (15, "rotation by up to this many degrees"),
     "jitter": (0.2, "brightness, contrast and saturation jitter of this strength"),
     "blur": (1.0, "Gaussian blur (p=0.5) with sigma up to this value"),
+    "trivial": (31, "TrivialAugmentWide (Muller and Hutter, 2021): one random operation, magnitude from this many bins"),
+    "randaugment": (9, "RandAugment (Cubuk et al., 2020): two random operations of this magnitude (0-30)"),
 }
+# The two policies of torchvision.transforms.v2, by name: what their parameter means to them.
+_POLICIES = {"trivial": ("TrivialAugmentWide", "num_magnitude_bins"), "randaugment": ("RandAugment", "magnitude")}
 PRESETS = {"default": "crop,flip", "none": "", "light": "crop,flip", "strong": "crop,flip,rotate,jitter,blur"}
 
 
@@ -66,8 +71,23 @@ def parse_augment(spec: str | Sequence[str] | None) -> list[Augment]:
             raise DataError(f"augmentation {piece!r}: {raw!r} is not a number") from None
         if value < 0:
             raise DataError(f"augmentation {piece!r}: the value must not be negative")
+        if name in _POLICIES and (value != int(value) or not _policy_value_ok(name, value)):
+            raise DataError(f"augmentation {piece!r}: {_POLICIES[name][1]} must be a whole number"
+                            f" ({'2 or more' if name == 'trivial' else '0 to 30'})")
         out = [a for a in out if a.name != name] + [Augment(name, value)]
     return out
+
+
+def _policy_value_ok(name: str, value: float) -> bool:
+    return value >= 2 if name == "trivial" else value <= 30
+
+
+def policy(aug: Augment):
+    """The ``torchvision.transforms.v2`` policy of a ``trivial`` or ``randaugment`` entry."""
+    from torchvision.transforms import v2
+
+    cls_name, arg = _POLICIES[aug.name]
+    return getattr(v2, cls_name)(**{arg: int(aug.value)})
 
 
 def format_augment(augs: Sequence[Augment]) -> str:
@@ -80,6 +100,7 @@ class BatchAugment:
 
     def __init__(self, augs: Sequence[Augment]) -> None:
         self.augs = list(augs)
+        self.policies = {a.name: policy(a) for a in self.augs if a.name in _POLICIES}
 
     def __bool__(self) -> bool:
         return bool(self.augs)
@@ -111,6 +132,29 @@ class BatchAugment:
         out = padded.gather(2, rows)
         cols = (off[1][:, None] + torch.arange(w, device=x.device))[:, None, None, :].expand(n, c, h, w)
         return out.gather(3, cols)
+
+    def _policy(self, name: str, x, generator):
+        """A v2 policy image by image (each draws its own operations), in uint8 as the policies expect.
+
+        The policies draw from torch's global generator; it is seeded from
+        ``generator`` for the call and then put back, so the draws follow the
+        run's augmentation stream and leave the global one alone.
+        """
+        import torch
+
+        transform = self.policies[name]
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        images = x.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            out = torch.stack([transform(img) for img in images])
+        return out.to(x.dtype).div_(255.0)
+
+    def _trivial(self, x, bins: float, generator):
+        return self._policy("trivial", x, generator)
+
+    def _randaugment(self, x, magnitude: float, generator):
+        return self._policy("randaugment", x, generator)
 
     def _flip(self, x, p: float, generator):
         import torch
@@ -193,6 +237,8 @@ def sample_transform(augs: Sequence[Augment], size: tuple[int, int]):
         elif aug.name == "blur" and aug.value > 0:
             radius = max(1, int(math.ceil(2 * aug.value)))
             steps.append(v2.RandomApply([v2.GaussianBlur(2 * radius + 1, sigma=(0.1, max(0.1, aug.value)))], p=0.5))
+        elif aug.name in _POLICIES:
+            steps.append(policy(aug))
     return v2.Compose(steps) if steps else None
 
 

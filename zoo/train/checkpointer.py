@@ -24,8 +24,9 @@ run that was never interrupted.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from zoo.errors import CheckpointError, ZooError
 from zoo.registry import model_info
@@ -39,7 +40,12 @@ _SCHEDULE_KEYS = ("initial_lr", "max_lr", "min_lr", "max_momentum", "base_moment
 
 
 class Checkpointer:
-    """Writes ``OUT/best`` and ``OUT/last`` (rank 0 only) and restores ``--resume`` state."""
+    """Writes ``OUT/best`` and ``OUT/last`` (rank 0 only: ``enabled``) and reads ``--resume`` state back.
+
+    It saves what it is given: the trainer hands it the model, config.json
+    and the training state (its :class:`~zoo.train.state.RunState`'s, the
+    optimizer's, the callbacks').
+    """
 
     def __init__(self, out: Path | None, *, enabled: bool = True, metrics_format: str = "jsonl") -> None:
         self.out = out
@@ -48,27 +54,28 @@ class Checkpointer:
 
     # -- writing ---------------------------------------------------------------
 
-    def save(self, trainer: "Trainer", row: Mapping[str, Any] | None, improved: bool,
-             position: Mapping[str, Any] | None = None) -> None:
-        """``best`` when ``improved``; always ``last`` with the training state (and ``position`` mid-epoch)."""
-        if not self.enabled:
-            return
+    def save_best(self, model: Any, config: Mapping[str, Any]) -> None:
+        """``best/``: the weights of ``model`` (the trained ones, or averaged ones the caller swapped in)."""
+        from zoo.checkpoint import save_checkpoint
+
+        with self._writing():
+            save_checkpoint(self.out / "best", model, dict(config))
+
+    def save_last(self, model: Any, config: Mapping[str, Any], training_state: Mapping[str, Any],
+                  history: list[Mapping[str, Any]]) -> None:
+        """``last/`` with ``training_state`` (what --resume needs), and the metrics files."""
         from zoo.checkpoint import save_checkpoint
         from zoo.train.metrics import write_history
 
-        metrics = dict(row or {})
-        if trainer.best_epoch is not None:
-            metrics["best_epoch"] = trainer.best_epoch
-        if position is not None:
-            metrics["interrupted"] = True
-            metrics["interrupted_at"] = {"epoch": trainer.epoch + 1, "step": int(position["step"])}
-        config = trainer.checkpoint_config(metrics)
-        try:
-            if improved:
-                save_checkpoint(self.out / "best", trainer.model, config)
-            save_checkpoint(self.out / "last", trainer.model, config, training_state=training_state(trainer, position))
+        with self._writing():
+            save_checkpoint(self.out / "last", model, dict(config), training_state=dict(training_state))
             if self.metrics_format != "none":
-                write_history(self.out, trainer.history, self.metrics_format)
+                write_history(self.out, [dict(r) for r in history], self.metrics_format)
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        try:
+            yield
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise CheckpointError(
@@ -117,39 +124,15 @@ class Checkpointer:
             raise CheckpointError(f"weights in {str(path)!r} do not fit this model: {detail_line(exc)}") from None
 
 
-def training_state(trainer: "Trainer", position: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """What --resume needs besides the weights."""
-    import torch
-
-    return {
-        "epoch": trainer.epoch,
-        "epochs": trainer.config.epochs,
-        "steps_per_epoch": len(trainer.train_batches),
-        "optimizer_name": trainer.config.optimizer,
-        "scheduler_name": trainer.config.scheduler,
-        "optimizer": trainer.optimizer.state_dict(),
-        "scaler": trainer.scaler.state_dict() if trainer.scaler is not None else None,
-        "history": trainer.history,
-        "best_value": trainer.best_value,
-        "best_epoch": trainer.best_epoch,
-        "bad_epochs": trainer.bad_epochs,
-        "position": dict(position) if position is not None else None,
-        "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-    }
-
-
-def restore_optimizer(trainer: "Trainer", state: Mapping[str, Any], source: str) -> None:
+def restore_optimizer(optimizer: Any, wanted: str, state: Mapping[str, Any], source: str) -> None:
     """Load the optimizer's state, keeping this run's hyperparameters (before the schedule is built)."""
     saved = state.get("optimizer_name")
-    wanted = trainer.config.optimizer
     if saved and saved != wanted:
         raise ZooError(
             f"cannot resume from {source!r} with --optimizer {wanted}: it was trained with {saved}, whose state"
             f" does not carry over; resume with --optimizer {saved}, or start a new run from its weights"
             f" (zoo finetune {source})"
         )
-    optimizer = trainer.optimizer
     configured = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
     try:
         optimizer.load_state_dict(state["optimizer"])
@@ -161,10 +144,9 @@ def restore_optimizer(trainer: "Trainer", state: Mapping[str, Any], source: str)
         group.update(hyper)
 
 
-def check_position(trainer: "Trainer", state: Mapping[str, Any], source: str) -> None:
-    """A mid-epoch checkpoint resumes only with the same batches per epoch."""
+def check_position(steps: int, state: Mapping[str, Any], source: str) -> None:
+    """A mid-epoch checkpoint resumes only with the same batches per epoch (``steps``)."""
     position = state.get("position")
-    steps = len(trainer.train_batches)
     if position is not None and int(state.get("steps_per_epoch", steps)) != steps:
         raise ZooError(
             f"cannot resume from {source!r}: it stopped in the middle of epoch {int(state['epoch']) + 1} with"
@@ -185,18 +167,10 @@ def fast_forward(scheduler: Any, steps: int) -> None:
             scheduler.step()
 
 
-def restore_progress(trainer: "Trainer", state: Mapping[str, Any]) -> None:
-    """Counters, history, best value, AMP scaler and random generators."""
+def restore_rng(state: Mapping[str, Any]) -> None:
+    """The global random generators as the checkpoint left them (dropout, mixup draws)."""
     import torch
 
-    if trainer.scaler is not None and state.get("scaler"):
-        trainer.scaler.load_state_dict(state["scaler"])
-    trainer.epoch = int(state["epoch"])
-    trainer.history = [dict(row) for row in state.get("history", [])]
-    trainer.best_value = state.get("best_value")
-    trainer.best_epoch = state.get("best_epoch")
-    trainer.bad_epochs = int(state.get("bad_epochs", 0))
-    trainer.position = dict(state["position"]) if state.get("position") else None
     if state.get("torch_rng") is not None:
         torch.set_rng_state(state["torch_rng"])
     if state.get("cuda_rng") and torch.cuda.is_available():

@@ -49,6 +49,11 @@ class TrainConfig:
     resume: str | None = None  # a checkpoint directory (usually OUT/last)
     model_args: dict[str, Any] = field(default_factory=dict)
     input_size: tuple[int, int, int] | None = None
+    accumulate: int = 1  # batches whose gradients are summed before one optimizer step
+    ema: float | None = None  # decay of an exponential moving average of the weights (e.g. 0.999)
+    mixup: float = 0.0  # MixUp's Beta alpha (0: off)
+    cutmix: float = 0.0  # CutMix's Beta alpha (0: off)
+    lr_find: bool = False  # run the LR range test first and train at its suggestion (--lr auto)
 
     def __post_init__(self) -> None:
         from zoo.train.metrics import METRICS_FORMATS
@@ -68,6 +73,10 @@ class TrainConfig:
             (isinstance(self.epochs, int) and self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
             (isinstance(self.batch_size, int) and self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
             (self.lr > 0, f"--lr must be positive, got {self.lr}"),
+            (isinstance(self.accumulate, int) and self.accumulate >= 1,
+             f"--accumulate must be a whole number of at least 1, got {self.accumulate}"),
+            (self.ema is None or 0.0 < self.ema < 1.0, f"--ema must lie between 0 and 1 (e.g. 0.999), got {self.ema}"),
+            (self.mixup >= 0 and self.cutmix >= 0, "--mixup and --cutmix take an alpha of 0 (off) or more"),
             (self.l1 >= 0 and self.l2 >= 0 and self.weight_decay >= 0, "penalties and weight decay must not be negative"),
         ]
         for ok, message in checks:

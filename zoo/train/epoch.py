@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator
 
 from zoo.errors import ZooError
-from zoo.train.callbacks import RunningStats
+from zoo.train.callbacks import Batch, RunningStats
 
 if TYPE_CHECKING:
     from zoo.train.trainer import Trainer
@@ -36,61 +36,113 @@ def train_epoch(trainer: "Trainer", epoch: int) -> dict[str, Any]:
     """One pass over the training batches; returns the epoch's train metrics."""
     import torch
 
-    from zoo.train.optim import penalty
-
-    cfg, task = trainer.config, trainer.task
-    first = trainer.start_step(epoch)
-    trainer.train_batches.set_epoch(epoch, first)
+    cfg, task, state = trainer.config, trainer.task, trainer.state
+    first = state.start_step(epoch)
+    batches = trainer.train_batches
+    batches.set_epoch(epoch, first)
     trainer.train_mode(trainer.model)
-    net, opt, sched, scaler = trainer.net, trainer.optimizer, trainer.scheduler, trainer.scaler
     device, normalize = trainer.device, trainer.normalize
     gen = torch.Generator().manual_seed(_augment_seed(cfg.seed, epoch, trainer.dist.rank))
-    trainable = [p for p in trainer.forward_module.parameters() if p.requires_grad]
-    penalised = trainable if (cfg.l1 or cfg.l2) else None
-    clip_params = trainable if cfg.clip_grad else None
     stats = RunningStats(device)
     if first:
-        gen.set_state(trainer.position["augment_rng"])
-        stats = RunningStats(device, **trainer.position["stats"])
+        gen.set_state(state.position["augment_rng"])
+        stats = RunningStats(device, **state.position["stats"])
+    run = StepRunner(trainer, trainer.hooks)
     non_blocking = device.type == "cuda"
     # Per-step checks would let ranks stop at different steps; in DDP the
     # all-reduced epoch sums are checked instead, by every rank alike.
     check_every = 0 if trainer.dist.enabled else (1 if device.type == "cpu" else 25)
-    autocast = torch.autocast(device.type, dtype=trainer.amp_dtype, enabled=trainer.amp)
-    for step, (x, y) in enumerate(trainer.train_batches, first + 1):
+    steps = len(batches)
+    for step, (x, y) in enumerate(batches, first + 1):
         x = normalize(x.to(device, non_blocking=non_blocking), train=True, generator=gen)
         y = y.to(device, non_blocking=non_blocking)
         if trainer.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         target = task.target(x, y)
-        with autocast:
-            out = net(task.inputs(x, gen))
-            loss = task.loss(out, target)
-        if penalised:
-            loss = loss + penalty(penalised, l2=cfg.l2, l1=cfg.l1)
-        opt.zero_grad(set_to_none=True)
+        batch = Batch(epoch, step, steps, x, target, target, gen)
+        loss = run(batch)
+        state.step += 1
+        stats.add(loss, task.correct(batch.out, batch.labels), int(x.shape[0]))
+        if check_every and step % check_every == 0 and not math.isfinite(float(stats.loss_sum)):
+            diverged(trainer, epoch, step)
+        trainer.hooks.call("on_batch_end", trainer, epoch, step, stats)
+        if state.stop_requested:
+            raise _StopRequested({"step": step, "stats": stats.state(), "augment_rng": gen.get_state()})
+    return epoch_row(trainer, epoch, stats)
+
+
+class StepRunner:
+    """Forward, loss, backward and (when the batch says so) the optimizer and schedule steps of one batch.
+
+    The batch events of ``hooks`` run around them; the LR finder runs the
+    same steps with no hooks.
+    """
+
+    def __init__(self, trainer: "Trainer", hooks: Any = None, schedule: bool = True) -> None:
+        import torch
+
+        cfg = trainer.config
+        self.trainer, self.hooks, self.task, self.schedule = trainer, hooks, trainer.task, schedule
+        trainable = [p for p in trainer.forward_module.parameters() if p.requires_grad]
+        self.penalised = trainable if (cfg.l1 or cfg.l2) else None
+        self.clip_params = trainable if cfg.clip_grad else None
+        self.autocast = torch.autocast(trainer.device.type, dtype=trainer.amp_dtype, enabled=trainer.amp)
+
+    def _call(self, event: str, batch: Batch) -> None:
+        if self.hooks is not None:
+            self.hooks.call(event, self.trainer, batch)
+
+    def __call__(self, batch: Batch) -> Any:
+        """Train on ``batch``; returns its loss (detached, before ``after_loss`` changed it)."""
+        from zoo.train.optim import penalty
+
+        trainer, cfg = self.trainer, self.trainer.config
+        opt, scaler = trainer.optimizer, trainer.scaler
+        self._call("before_batch", batch)
+        with self.autocast:
+            batch.out = trainer.net(self.task.inputs(batch.x, batch.generator))
+            batch.loss = self.task.loss(batch.out, batch.target)
+        if self.penalised:
+            batch.loss = batch.loss + penalty(self.penalised, l2=cfg.l2, l1=cfg.l1)
+        reported = batch.loss.detach()
+        self._call("after_loss", batch)
+        if batch.zero_grad:
+            opt.zero_grad(set_to_none=True)
+        (scaler.scale(batch.loss) if scaler is not None else batch.loss).backward()
+        if batch.optimizer_step:
+            self._optimizer_step(batch)
+        self._schedule_step(stepped=batch.optimizer_step)
+        return reported
+
+    def _optimizer_step(self, batch: Batch) -> None:
+        import torch
+
+        opt, scaler, cfg = self.trainer.optimizer, self.trainer.scaler, self.trainer.config
+        if scaler is not None and self.clip_params:
+            scaler.unscale_(opt)
+        self._call("before_optimizer_step", batch)
+        if self.clip_params:
+            torch.nn.utils.clip_grad_norm_(self.clip_params, cfg.clip_grad)
         if scaler is not None:
-            scaler.scale(loss).backward()
-            if clip_params:
-                scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(clip_params, cfg.clip_grad)
             scaler.step(opt)
             scaler.update()
         else:
-            loss.backward()
-            if clip_params:
-                torch.nn.utils.clip_grad_norm_(clip_params, cfg.clip_grad)
             opt.step()
-        if sched is not None:
+        self._call("after_optimizer_step", batch)
+
+    def _schedule_step(self, stepped: bool) -> None:
+        # The schedule counts batches, accumulated or not, so its length and --resume are those of a plain run.
+        sched = self.trainer.scheduler
+        if sched is None or not self.schedule:
+            return
+        if stepped:
             sched.step()
-        stats.add(loss, task.correct(out, target), int(x.shape[0]))
-        if check_every and step % check_every == 0 and not math.isfinite(float(stats.loss_sum)):
-            diverged(trainer, epoch, step)
-        for cb in trainer.callbacks:
-            cb.on_batch_end(trainer, epoch, step, stats)
-        if trainer._stop_requested:
-            raise _StopRequested({"step": step, "stats": stats.state(), "augment_rng": gen.get_state()})
-    return epoch_row(trainer, epoch, stats)
+            return
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "step() before optimizer.step()": intended while accumulating
+            sched.step()
 
 
 def epoch_row(trainer: "Trainer", epoch: int, stats: RunningStats) -> dict[str, Any]:
@@ -116,12 +168,14 @@ def epoch_row(trainer: "Trainer", epoch: int, stats: RunningStats) -> dict[str, 
     return row
 
 
-def validate(trainer: "Trainer", batches: Any = None) -> dict[str, float]:
-    """Loss (and accuracy) on the validation batches, summed over ranks."""
+def validate(trainer: "Trainer", batches: Any = None, module: Any = None) -> dict[str, float]:
+    """Loss (and accuracy) of ``module`` (the trained one) on the validation batches, summed over ranks."""
     import torch
 
     batches = batches or trainer.val_batches
+    module = module if module is not None else trainer.forward_module
     trainer.model.eval()  # the next epoch's train_mode() switches back
+    module.eval()
     device, task = trainer.device, trainer.task
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.float64, device=device)
@@ -134,7 +188,7 @@ def validate(trainer: "Trainer", batches: Any = None) -> dict[str, float]:
             if trainer.channels_last and x.ndim == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             target = task.target(x, y)
-            out = trainer.forward_module(x).float()
+            out = module(x).float()
             loss_sum += task.loss(out, target).double() * x.shape[0]
             right = task.correct(out, target)
             if right is not None:
@@ -153,28 +207,12 @@ def validate(trainer: "Trainer", batches: Any = None) -> dict[str, float]:
 def diverged(trainer: "Trainer", epoch: int, step: int) -> None:
     kept = ""
     if trainer.out is not None and (trainer.out / "last").exists():
-        kept = f"; the last good checkpoint (epoch {trainer.epoch}) is kept in {trainer.out / 'last'}"
+        kept = f"; the last good checkpoint (epoch {trainer.state.epoch}) is kept in {trainer.out / 'last'}"
     elif trainer.out is not None:
         kept = "; no checkpoint was written yet"
     raise TrainingDivergedError(
         f"loss became NaN/inf at epoch {epoch}, step {step}: lower --lr, add --clip-grad or check the data{kept}"
     )
-
-
-def track_best(trainer: "Trainer", row: dict[str, Any]) -> bool:
-    monitor = trainer.config.monitor
-    if monitor not in row:
-        monitor = monitor.replace("val_", "train_")
-    if monitor not in row:
-        monitor = trainer.task.monitor if trainer.task.monitor in row else "train_loss"
-    value = row[monitor]
-    better = trainer.best_value is None or (value < trainer.best_value if monitor.endswith("loss") else value > trainer.best_value)
-    if better:
-        trainer.best_value, trainer.best_epoch, trainer.bad_epochs = float(value), row["epoch"], 0
-    else:
-        trainer.bad_epochs += 1
-    return better
-
 
 
 @contextmanager
@@ -187,9 +225,9 @@ def stop_on_ctrl_c(trainer: "Trainer") -> Iterator[None]:
         return
 
     def on_sigint(signum: int, frame: Any) -> None:
-        if trainer._stop_requested:
+        if trainer.state.stop_requested:
             raise KeyboardInterrupt
-        trainer._stop_requested = True
+        trainer.state.stop_requested = True
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
@@ -208,11 +246,13 @@ def save_interrupted(trainer: "Trainer", position: dict[str, Any] | None) -> str
         trainer.reporter.close_bar()
     last = trainer.out / "last" if trainer.out is not None else None
     if position is None:
-        kept = f"; the checkpoint of epoch {trainer.epoch} is kept in {last}" if trainer.epoch and last else ""
+        done = trainer.state.epoch
+        kept = f"; the checkpoint of epoch {done} is kept in {last}" if done and last else ""
         trainer.say(f"interrupted{kept}")
         return "interrupted"
-    where = f"epoch {trainer.epoch + 1}, step {position['step']}/{len(trainer.train_batches)}"
+    where = f"epoch {trainer.state.epoch + 1}, step {position['step']}/{len(trainer.train_batches)}"
     trainer.say(f"interrupted at {where}: saved as 'last'; continue with --resume {last}" if last
                 else f"interrupted at {where}")
-    trainer.checkpointer.save(trainer, trainer.history[-1] if trainer.history else None, False, position=position)
+    history = trainer.state.history
+    trainer.save_checkpoint(history[-1] if history else None, False, position=position)
     return "interrupted"

@@ -24,6 +24,31 @@ def labels_of(data: Any):
     return None
 
 
+def unpack_data(train_data: Any, val_data: Any, class_names: Sequence[str] | None,
+                input_size: Sequence[int] | None) -> tuple[Any, Any, list[str], Any, dict[str, int], str | None]:
+    """``(train, val, class_names, input_size, skipped, data_root)`` from what a Trainer was handed.
+
+    An :class:`zoo.data.ImageData` brings its splits, classes, size and skipped
+    files; tensors and datasets without class names get "0".."K-1" from their labels.
+    """
+    from zoo.data.dataset import ImageData
+
+    skipped: dict[str, int] = {}
+    root = None
+    if isinstance(train_data, ImageData):
+        val_data = train_data.val if val_data is None else val_data
+        class_names = class_names or train_data.class_names
+        input_size = input_size or train_data.input_size
+        skipped, root = train_data.skipped, str(train_data.root)
+        train_data = train_data.train
+    if class_names is None:
+        labels = labels_of(train_data)
+        if labels is None:
+            raise DataError("pass class_names= when training on a dataset without labels tensor")
+        class_names = [str(i) for i in range(int(labels.max()) + 1)] if len(labels) else []
+    return train_data, val_data, list(class_names), input_size, skipped, root
+
+
 def length(data: Any) -> int | None:
     """How many samples ``data`` holds, when it can tell."""
     if isinstance(data, (tuple, list)) and len(data) == 2 and hasattr(data[1], "shape"):
@@ -94,10 +119,6 @@ def place(cfg: Any, dist: Any) -> tuple[Any, bool, Any, bool]:
         device = torch.device("cuda", dist.local_rank % max(1, torch.cuda.device_count()))
         torch.cuda.set_device(device)
     dist.init(device)
-    if dist.enabled:
-        # Same initial weights everywhere (DDP broadcasts rank 0's anyway),
-        # but each rank draws its own dropout masks.
-        torch.manual_seed(cfg.seed * 1_000 + dist.rank)
     amp = cfg.amp if cfg.amp is not None else device.type == "cuda"
     if amp and device.type != "cuda":
         raise ZooError("--amp needs a CUDA device")

@@ -35,7 +35,7 @@ class TrainResult:
     input_size: tuple[int, ...] | None
     best_epoch: int | None = None
     best_metrics: dict[str, Any] = field(default_factory=dict)
-    stopped: str = "completed"  # completed | early_stop | interrupted
+    stopped: str = "completed"  # completed | early_stop | interrupted | failed (on_fit_end after an error)
     out: Path | None = None
     best_path: Path | None = None
     last_path: Path | None = None
@@ -55,11 +55,10 @@ class TrainResult:
     @classmethod
     def from_trainer(cls, trainer: "Trainer", stopped: str) -> "TrainResult":
         """The result of ``trainer``'s run, which ended because of ``stopped``."""
-        best = next((r for r in trainer.history if r["epoch"] == trainer.best_epoch), {})
-        out = trainer.out
+        state, out = trainer.state, trainer.out
         return cls(
-            model=trainer.model, history=list(trainer.history), class_names=trainer.class_names, mean=trainer.mean,
-            std=trainer.std, input_size=trainer.input_size, best_epoch=trainer.best_epoch, best_metrics=dict(best),
+            model=trainer.model, history=list(state.history), class_names=trainer.class_names, mean=trainer.mean,
+            std=trainer.std, input_size=trainer.input_size, best_epoch=state.best_epoch, best_metrics=state.best_row(),
             stopped=stopped, out=out,
             best_path=out / "best" if out is not None and (out / "best").exists() else None,
             last_path=out / "last" if out is not None and (out / "last").exists() else None,

@@ -1,8 +1,11 @@
 """The training loop: one Trainer for every task, built from parts.
 
+* :mod:`zoo.train.state`: the run's state, one :class:`RunState` record;
 * :mod:`zoo.train.tasks`: what a batch's loss and metrics are (classification, reconstruction);
-* :mod:`zoo.train.checkpointer`: ``best/``, ``last/`` and the ``--resume`` rule;
-* :mod:`zoo.train.callbacks`: progress, and the hooks callers add;
+* :mod:`zoo.train.epoch`: the steps of an epoch, with the callbacks' batch events;
+* :mod:`zoo.train.checkpointer`: writes ``best/`` and ``last/`` with what it is given, reads ``--resume``;
+* :mod:`zoo.train.callbacks`: the events, progress, and the hooks callers add;
+* :mod:`zoo.train.extras`: the callbacks behind ``--accumulate``, ``--ema``, ``--mixup``/``--cutmix``;
 * :mod:`zoo.train.prepare`: splits, labels, input size and mean/std from what the caller passed.
 
 The Trainer itself places things on the device, builds batches, the
@@ -19,12 +22,15 @@ from zoo.errors import CheckpointError, DataError, ZooError
 from zoo.registry import model_info
 from zoo.train import checkpointer as ckpt
 from zoo.train import epoch as epoch_steps
-from zoo.train.callbacks import Callback, FunctionCallback, ProgressReporter
+from zoo.train import extras, saving
+from zoo.train.callbacks import Callback, Callbacks, FunctionCallback, ProgressReporter
 from zoo.train.config import TrainConfig
-from zoo.train.epoch import TrainingDivergedError, _StopRequested, stop_on_ctrl_c, track_best
-from zoo.train.prepare import (choose_mean_std, default_input_size, default_threads, labels_of, length,
-                               make_run_batches, place)
+from zoo.train.epoch import TrainingDivergedError, _StopRequested, stop_on_ctrl_c
+from zoo.train.prepare import default_input_size, unpack_data
 from zoo.train.result import TrainResult, model_train_mode
+from zoo.train.scope import ProcessState
+from zoo.train.setup import setup_run
+from zoo.train.state import RunState, resolve_monitor
 from zoo.train.tasks import ClassificationTask, Task
 
 __all__ = ["Trainer", "TrainResult", "TrainingDivergedError", "model_train_mode"]
@@ -55,8 +61,6 @@ class Trainer:
     ) -> None:
         import torch
 
-        from zoo.data.dataset import ImageData
-
         unknown = set(options) - TrainConfig.names()
         if unknown:
             raise ZooError(f"unknown training option(s): {', '.join(sorted(unknown))}")
@@ -67,26 +71,14 @@ class Trainer:
             dist = from_env()
         self.dist = dist
         self.task = task or ClassificationTask(cfg.loss, cfg.label_smoothing)
-        self.skipped: dict[str, int] = {}
-        self.data_root = None
-        if isinstance(train_data, ImageData):
-            val_data = train_data.val if val_data is None else val_data
-            class_names = class_names or train_data.class_names
-            input_size = input_size or train_data.input_size
-            self.skipped, self.data_root = train_data.skipped, str(train_data.root)
-            train_data = train_data.train
-        self.train_data, self.val_data = train_data, val_data
-        if class_names is None:
-            labels = labels_of(train_data)
-            if labels is None:
-                raise DataError("pass class_names= when training on a dataset without labels tensor")
-            class_names = [str(i) for i in range(int(labels.max()) + 1)] if len(labels) else []
-        self.class_names = list(class_names)
+        data = unpack_data(train_data, val_data, class_names, input_size)
+        self.train_data, self.val_data, self.class_names, input_size, self.skipped, self.data_root = data
         if isinstance(model, str):
             from zoo.factory import create_model
 
-            torch.manual_seed(cfg.seed)  # the same initial weights for the same seed
-            model = create_model(model, num_classes=len(self.class_names), **dict(cfg.model_args))
+            with torch.random.fork_rng(devices=[]):  # the caller's global generator is left alone
+                torch.manual_seed(cfg.seed)  # the same initial weights for the same seed
+                model = create_model(model, num_classes=len(self.class_names), **dict(cfg.model_args))
         self.model = model
         # The part the loop runs: the whole model, or only its classifier on cached features.
         self.forward_module = forward_module if forward_module is not None else model
@@ -94,7 +86,9 @@ class Trainer:
         self.mean = list(mean) if mean is not None else None
         self.std = list(std) if std is not None else None
         self.param_groups = param_groups
-        self.callbacks = [cb if isinstance(cb, Callback) else FunctionCallback(cb) for cb in callbacks]
+        # The options' own callbacks (mixup, accumulation, EMA) run first, the caller's after them.
+        self.callbacks = extras.from_config(cfg, self.task, len(self.class_names))
+        self.callbacks += [cb if isinstance(cb, Callback) else FunctionCallback(cb) for cb in callbacks]
         self.reporter = ProgressReporter() if (cfg.progress and dist.is_main) else None
         if self.reporter is not None:
             self.callbacks.insert(0, self.reporter)
@@ -102,81 +96,34 @@ class Trainer:
         self.train_mode = train_mode or model_train_mode
         self.out = Path(cfg.out) if cfg.out else None
         self.checkpointer = ckpt.Checkpointer(self.out, enabled=dist.is_main, metrics_format=cfg.metrics_format)
-        self.history: list[dict[str, Any]] = []
-        self.epoch = 0  # last completed epoch
-        self.position: dict[str, Any] | None = None  # where a mid-epoch checkpoint stopped
-        self.best_value: float | None = None
-        self.best_epoch: int | None = None
-        self.bad_epochs = 0
+        self.state = RunState()
+        self.hooks = Callbacks(self.callbacks)
+        self.weight_variants: dict[str, Any] = {}  # other weights best/ may hold (name -> module like forward_module)
         self.optimizer = self.scheduler = self.scaler = None
-        self._stop_requested = False
+        self._process: ProcessState | None = None  # threads and RNGs before setup, restored by close()
+        self._resume: dict[str, Any] | None = None
         self._setup_done = False
 
     # -- setup -------------------------------------------------------------------
 
     def setup(self) -> None:
-        """Choose the device, normalisation, batches, optimizer and schedule; load --resume."""
+        """Choose the device, normalisation, batches, optimizer and schedule; load --resume; run --lr auto."""
         if self._setup_done:
             return
-        import torch
-
-        from zoo.data.transforms import BatchAugment, Normalize, parse_augment
-        from zoo.train.optim import build_optimizer, build_scheduler
-
-        cfg = self.config
-        if self.out is not None and model_info(self.model) is None:
-            raise CheckpointError(
-                "checkpoints need a model built by zoo.create_model (it records the architecture);"
-                " build it that way, or train without out="
-            )
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        n_train = length(self.train_data)
-        if self.dist.enabled and n_train is not None and n_train < self.dist.world_size:
-            raise DataError(
-                f"{self.dist.world_size} processes but only {n_train} training samples: every rank needs at"
-                " least one; use fewer processes (--nproc / --nproc_per_node)"
-            )
-        self.device, self.amp, self.amp_dtype, self.channels_last = place(cfg, self.dist)
-        if not cfg.threads and self.device.type == "cpu":
-            threads = default_threads(self.model, self.forward_module, self.input_size)
-            if threads:
-                torch.set_num_threads(threads)
-        state = resume_config = None
-        if cfg.resume:
-            state, resume_config = ckpt.Checkpointer.read(cfg.resume, self.model, self.class_names)
-            self.mean = self.mean or resume_config.get("mean")
-            self.std = self.std or resume_config.get("std")
-        if self.mean is None or self.std is None:
-            self.mean, self.std = choose_mean_std(self.train_data, self.model, cfg.normalize, self.input_size)
-        self.augs = parse_augment(cfg.augment)
-        self.normalize = Normalize(self.mean, self.std, BatchAugment(self.augs))
-        self.train_batches, self.val_batches = make_run_batches(self)
-        model = self.model.to(self.device)
-        if self.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        if state is not None:
-            ckpt.Checkpointer.load_weights(cfg.resume, self.model)
-            ckpt.check_position(self, state, cfg.resume)
-        groups = self.param_groups(model) if callable(self.param_groups) else self.param_groups
-        if groups is None:
-            # Every parameter, frozen ones included: they get no gradient and the
-            # optimizer skips them, so a callback can unfreeze by flipping requires_grad.
-            groups = [{"params": list(self.forward_module.parameters())}]
-        self.optimizer = build_optimizer([dict(g) for g in groups], cfg.optimizer, lr=cfg.lr, momentum=cfg.momentum,
-                                         weight_decay=cfg.weight_decay)
-        if state is not None:
-            ckpt.restore_optimizer(self, state, cfg.resume)
-        steps = len(self.train_batches)
-        self.scheduler = build_scheduler(self.optimizer, cfg.scheduler, epochs=cfg.epochs, steps_per_epoch=steps,
-                                         step_size=cfg.step_size, milestones=cfg.milestones, gamma=cfg.gamma)
-        self.scaler = torch.amp.GradScaler("cuda") if (self.amp and self.amp_dtype == torch.float16) else None
-        self.net = self._wrap(self.forward_module)
-        if state is not None:
-            ckpt.restore_progress(self, state)
-            done = self.epoch * steps + (int(self.position["step"]) if self.position else 0)
-            ckpt.fast_forward(self.scheduler, min(done, cfg.epochs * steps))
+        self._process = self._process or ProcessState()
+        try:
+            setup_run(self)
+        except BaseException:
+            self.close()
+            raise
         self._setup_done = True
+
+    def set_lr(self, lr: float) -> None:
+        """Train at ``lr``: every parameter group scaled by the same factor (discriminative ratios kept)."""
+        factor = float(lr) / self.config.lr
+        for group in self.optimizer.param_groups:
+            group["lr"] *= factor
+        self.config = replace(self.config, lr=float(lr))
 
     def _wrap(self, module: Any) -> Any:
         """The module the loop calls: ``module``, or its DistributedDataParallel wrapper."""
@@ -211,24 +158,41 @@ class Trainer:
 
     def request_stop(self) -> None:
         """End the run at the next step boundary and save a checkpoint that resumes exactly (as Ctrl-C does)."""
-        self._stop_requested = True
-
-    def start_step(self, epoch: int) -> int:
-        """The batch ``epoch`` starts at: 0, or where a mid-epoch checkpoint stopped."""
-        return int(self.position["step"]) if self.position and epoch == self.epoch + 1 else 0
+        self.state.stop_requested = True
 
     def say(self, text: str) -> None:
         if self.reporter is not None:
             self.reporter.say(text)
 
+    # The run's progress lives in self.state; these read it, for callers of the earlier API.
+    history = property(lambda self: self.state.history, doc="Metrics of each completed epoch.")
+    epoch = property(lambda self: self.state.epoch, doc="The last completed epoch (0 before the first).")
+    best_epoch = property(lambda self: self.state.best_epoch, doc="The epoch of best/.")
+
     # -- the loop ----------------------------------------------------------------
 
     def fit(self) -> TrainResult:
-        """Train for ``config.epochs`` epochs (from the resumed position on) and return the result."""
-        self.setup()
+        """Train for ``config.epochs`` epochs (from the resumed position on) and return the result.
+
+        Threads and the global random generators are as they were when it returns (or raises).
+        """
+        try:
+            self.setup()
+            return self._fit()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Put back what setup changed in the process (torch's thread count, the global RNGs)."""
+        if self._process is not None:
+            self._process.restore()
+            self._process = None
+
+    def _fit(self) -> TrainResult:
         cfg = self.config
-        for cb in self.callbacks:
-            cb.on_fit_start(self)
+        self._seed()
+        self.hooks = Callbacks(self.callbacks)
+        self.hooks.call("on_fit_start", self)
         if self.out is not None and self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             if cfg.plot:
@@ -243,9 +207,7 @@ class Trainer:
         except KeyboardInterrupt:
             stopped = epoch_steps.save_interrupted(self, None)
         except Exception as exc:
-            from zoo.train.distributed import raise_lost_rank
-
-            raise_lost_rank(self, exc)
+            self._failed(exc)
             raise
         result = TrainResult.from_trainer(self, stopped)
         if self.out is not None and self.dist.is_main and cfg.plot and self.history:
@@ -253,8 +215,7 @@ class Trainer:
 
             info = model_info(self.model)
             plot_curves(self.history, self.out / "curves.png", title=info.name if info else "")
-        for cb in self.callbacks:
-            cb.on_fit_end(self, result)
+        self.hooks.call("on_fit_end", self, result)
         if stopped != "interrupted" and self.dist.enabled:
             # Release DDP (its reducer holds the process group) before leaving the
             # group; after Ctrl-C the ranks may stand at different collectives, so
@@ -266,27 +227,47 @@ class Trainer:
             self.dist.close()
         return result
 
+    def _seed(self) -> None:
+        """The global generators (dropout, mixup): seeded from the config, or as the checkpoint left them."""
+        import torch
+
+        if self._resume is not None:
+            ckpt.restore_rng(self._resume)
+            return
+        # Each rank draws its own dropout masks (DDP broadcasts rank 0's initial weights anyway).
+        torch.manual_seed(self.config.seed * 1_000 + self.dist.rank if self.dist.enabled else self.config.seed)
+
+    def _failed(self, exc: Exception) -> None:
+        """The error path: on_exception and on_fit_end still run (the progress bar closes); the error is kept."""
+        from zoo.text import describe
+        from zoo.train.distributed import raise_lost_rank
+
+        errors = self.hooks.call_all("on_exception", self, exc)
+        errors += self.hooks.call_all("on_fit_end", self, TrainResult.from_trainer(self, "failed"))
+        for error in errors:
+            exc.add_note(f"a callback also failed while the run was ending: {describe(error)}")
+        raise_lost_rank(self, exc)
+
     def _epochs(self) -> str:
         """Run the remaining epochs; returns why they ended."""
-        cfg = self.config
-        for epoch in range(self.epoch + 1, cfg.epochs + 1):
-            for cb in self.callbacks:
-                cb.on_epoch_start(self, epoch)
+        cfg, state = self.config, self.state
+        for epoch in range(state.epoch + 1, cfg.epochs + 1):
+            self.hooks.call("on_epoch_start", self, epoch)
             self._refresh_wrapper()
             row = self.train_epoch(epoch)
             if self.val_batches is not None:
                 row.update(self.validate())
+            self.hooks.call("on_validation_end", self, epoch, row)
             row["lr"] = self.optimizer.param_groups[0]["lr"]
-            self.epoch, self.position = epoch, None
-            self.history.append(row)
-            improved = track_best(self, row)
-            self.checkpointer.save(self, row, improved)
-            for cb in self.callbacks:
-                cb.on_epoch_end(self, epoch, row)
-            if self._stop_requested:
+            improved, variant = state.track(row, resolve_monitor(cfg.monitor, row, self.task.monitor),
+                                            self.weight_variants)
+            state.finish_epoch(row)
+            self.save_checkpoint(row, improved, variant)
+            self.hooks.call("on_epoch_end", self, epoch, row)
+            if state.stop_requested:
                 self.say(f"interrupted after epoch {epoch}: its checkpoint is saved")
                 return "interrupted"
-            if cfg.early_stop is not None and self.bad_epochs >= cfg.early_stop:
+            if cfg.early_stop is not None and state.bad_epochs >= cfg.early_stop:
                 self.say(f"early stopping: {cfg.monitor} did not improve for {cfg.early_stop} epochs")
                 return "early_stop"
         return "completed"
@@ -295,11 +276,20 @@ class Trainer:
         """One pass over the training batches; returns the epoch's train metrics."""
         return epoch_steps.train_epoch(self, epoch)
 
-    def validate(self, batches: Any = None) -> dict[str, float]:
-        """Loss (and accuracy) on the validation batches, summed over ranks."""
-        return epoch_steps.validate(self, batches)
+    def validate(self, batches: Any = None, module: Any = None) -> dict[str, float]:
+        """Loss (and accuracy) of ``module`` (default: the one trained) on the validation batches, over all ranks."""
+        return epoch_steps.validate(self, batches, module)
 
     # -- output ------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """What --resume needs besides the weights: the run state, optimizer, scaler, callbacks and RNGs."""
+        return saving.training_state(self)
+
+    def save_checkpoint(self, row: Mapping[str, Any] | None, improved: bool, variant: str = "",
+                        position: Mapping[str, Any] | None = None) -> None:
+        """``last/`` (with ``position`` after a stop mid-epoch), and ``best/`` when ``improved``, from ``variant``'s weights."""
+        saving.save_run(self, row, improved, variant, position)
 
     def checkpoint_config(self, metrics: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """config.json for the current model (class names, mean/std, input size, train args, metrics)."""

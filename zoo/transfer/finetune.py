@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 
 from zoo.errors import ZooError
 from zoo.registry import model_info
+from zoo.train.scope import restores_process
 
 
 # The training defaults of a finetune, where they differ from zoo train's (TrainConfig):
@@ -230,6 +231,7 @@ def _unfreeze_callback(prepared: Prepared, options: FinetuneOptions, log: Callab
 # -- the run -------------------------------------------------------------------
 
 
+@restores_process  # threads and global RNGs as they were (zoo.train.scope)
 def finetune(
     source: str | None,
     data: Any,
@@ -322,7 +324,7 @@ def finetune(
 def _feature_pass(model: Any, dataset: Any, mean: Any, std: Any, device: Any, cfg: Any, options: FinetuneOptions,
                   say: Callable[[str], None]):
     """``((train features, labels), (val features, labels) or None)``, computed once with the chosen engine."""
-    from zoo.data.budget import budget_batch_size, keep_batches_off_the_heap
+    from zoo.data.budget import budget_batch_size
     from zoo.data.transforms import Normalize
     from zoo.transfer.engine import FeatureMeter, PreLogits, choose_engine
     from zoo.transfer.features import extract_split_features
@@ -331,7 +333,6 @@ def _feature_pass(model: Any, dataset: Any, mean: Any, std: Any, device: Any, cf
         import torch
 
         torch.set_num_threads(cfg.threads)
-    keep_batches_off_the_heap()
     size = tuple(dataset.input_size)
     batch = budget_batch_size(model, size, cfg.memory_mb, forward=PreLogits(model))
     sample = Normalize(mean, std)(_real_batch(dataset.train, size, min(batch, 8)))
@@ -380,6 +381,10 @@ def _cache_decision(prepared: Prepared, options: FinetuneOptions, cfg: Any) -> t
         return False, "stages unfreeze during training"
     if cfg.resume:
         return False, "resuming"
+    if getattr(cfg, "mixup", 0) or getattr(cfg, "cutmix", 0):
+        if options.cache_features:
+            raise ZooError("--mixup/--cutmix mix images, so they need --no-cache-features")
+        return False, "--mixup/--cutmix mix images"
     ok, reason = can_cache_features(prepared.model, parse_augment(cfg.augment), options.bn_policy)
     if options.cache_features and not ok:
         raise ZooError(f"--cache-features needs a frozen backbone and no augmentation: {reason}")
