@@ -107,7 +107,7 @@ def finetune_command(source: str | None, weights: str | None, tag: str | None, e
         resume = str(out_dir / "last")
     cfg = make_train_config(options, out_dir=out_dir, resume=resume, milestones=milestones, input_size=input_size,
                             cache=cache, no_plot=no_plot, quiet=quiet, model_args=model_args,
-                            auto_lr_base=_FINETUNE_DEFAULTS["lr"])
+                            auto_lr_base=FINETUNE_TRAIN_DEFAULTS["lr"])
     freeze_value: str | int = int(freeze) if freeze.strip().isdigit() else freeze
     fopts = FinetuneOptions(
         head=head, head_dropout=head_dropout, freeze=freeze_value, freeze_patterns=tuple(freeze_patterns),
