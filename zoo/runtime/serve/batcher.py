@@ -45,7 +45,7 @@ class BadOutput(RuntimeError):
     """The model answered a batch with the wrong number of rows."""
 
 
-@dataclass
+@dataclass(eq=False)
 class _Item:
     rows: np.ndarray
     future: asyncio.Future
@@ -213,12 +213,15 @@ class Batcher:
             self._current = self._take()
             if not self._current:
                 continue
-            start = time.perf_counter()
-            arrays = [item.rows for item in self._current]
-            joined = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
-            assembly = time.perf_counter() - start
+            taken = self._current
+            joined, assembly = self._assemble(taken)
             while self._running is not None and not self._running.done():
                 await asyncio.wait([self._running])
+            if len(self._current) != len(taken):  # some callers gave up while the model was busy
+                if not self._current:
+                    continue
+                joined, more = self._assemble(self._current)
+                assembly += more
             batch, self._current = self._current, []
             self._on_depth(self.depth)
             self._launch(batch, joined, assembly)
@@ -238,15 +241,24 @@ class Batcher:
                 return
             await self._sleep(left)
 
+    @staticmethod
+    def _assemble(batch: list[_Item]) -> tuple[np.ndarray, float]:
+        start = time.perf_counter()
+        arrays = [item.rows for item in batch]
+        joined = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+        return joined, time.perf_counter() - start
+
     def _rows_waiting(self) -> int:
         return sum(len(item.rows) for item in self._waiting)
 
     def _forget(self, item: _Item) -> None:
         """A caller stopped waiting: its request leaves the queue now."""
-        try:
+        if item in self._current:  # in the next batch, not yet running: it leaves that too
+            self._current = [other for other in self._current if other is not item]
+        elif item in self._waiting:
             self._waiting.remove(item)
-        except ValueError:
-            return  # already taken
+        else:
+            return  # running already
         self._on_depth(self.depth)
 
     def _take(self) -> list[_Item]:
