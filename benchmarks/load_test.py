@@ -59,8 +59,9 @@ class Server:
         self.proc.wait(timeout=120)
 
 
-def load(port: int, body: bytes, concurrency: int, requests: int, time_limit: float, on_progress: Any = None) -> dict[str, Any]:
-    """Send ``requests`` POSTs from ``concurrency`` threads (stopping at ``time_limit`` s); the figures."""
+def load(port: int, body: bytes, concurrency: int, requests: int, time_limit: float, on_progress: Any = None,
+         path: str = "/v1/models/model/predict", kind: str = "image/jpeg") -> dict[str, Any]:
+    """Send ``requests`` POSTs of ``body`` to ``path`` from ``concurrency`` threads (stopping at ``time_limit`` s)."""
     lock = threading.Lock()
     sent = [0]
     latencies: dict[int, list[float]] = {}
@@ -76,7 +77,7 @@ def load(port: int, body: bytes, concurrency: int, requests: int, time_limit: fl
                 number = sent[0]
             start = time.perf_counter()
             try:
-                conn.request("POST", "/v1/models/model/predict", body=body, headers={"Content-Type": "image/jpeg"})
+                conn.request("POST", path, body=body, headers={"Content-Type": kind})
                 answer = conn.getresponse()
                 answer.read()
                 status = answer.status

@@ -93,7 +93,7 @@ def test_bad_bodies_get_400_413_and_one_line_reasons(onnx_file, image_bytes):
     assert text.status_code == 400 and "not an image" in text.json()["error"]
     assert truncated.status_code == 400 and "decoded" in truncated.json()["error"]
     assert too_large.status_code == 413 and "50,000" in too_large.json()["error"]
-    assert bomb.status_code == 400 and "40x40" in bomb.json()["error"]
+    assert bomb.status_code == 413 and "40x40" in bomb.json()["error"] and "--max-pixels" in bomb.json()["error"]
     assert no_file.status_code == 400
     assert bad_k.status_code == 400 and "top_k" in bad_k.json()["error"]
     for answer in (empty, text, truncated, too_large, bomb, bad_k):

@@ -139,8 +139,14 @@ def predict_command(model: str, inputs: tuple[str, ...], top_k: int, as_json: bo
               help="Seconds a request may wait for its answer (then 504).")
 @click.option("--max-body-mb", type=click.FloatRange(min=0.001), default=10.0, show_default=True,
               help="Largest request body, in MiB (then 413).")
-@click.option("--max-pixels", type=click.IntRange(min=1), default=40_000_000, show_default=True,
-              help="Largest image, width x height, decoded (decompression-bomb guard).")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=16_000_000, show_default=True,
+              help="Largest image, width x height, decoded (then 413; the decompression-bomb guard).")
+@click.option("--max-decoding", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Requests per model read and decoded at once; beyond it, 503 with Retry-After at once.")
+@click.option("--exact-decode", is_flag=True,
+              help="Decode every pixel of large JPEGs (default: libjpeg's draft scaling to the model's size).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Server processes sharing the port, each with its own sessions and batchers.")
 @click.option("--top-k", type=click.IntRange(1, 1000), default=5, show_default=True, help="Default classes per answer.")
 @click.option("--token", envvar=TOKEN_ENV, show_envvar=True,
               help="Require 'Authorization: Bearer TOKEN' on the API (probes and the page stay open).")
@@ -152,8 +158,9 @@ def predict_command(model: str, inputs: tuple[str, ...], top_k: int, as_json: bo
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="warning",
               show_default=True, help="uvicorn's log level; info shows each request.")
 def serve_command(models: tuple[str, ...], host: str, port: int, max_batch: int, max_wait_ms: float, queue_size: int,
-                  timeout: float, max_body_mb: float, max_pixels: int, top_k: int, token: str | None,
-                  cors_origins: tuple[str, ...], provider: str, threads: int | None, log_level: str) -> None:
+                  timeout: float, max_body_mb: float, max_pixels: int, max_decoding: int, exact_decode: bool,
+                  workers: int, top_k: int, token: str | None, cors_origins: tuple[str, ...], provider: str,
+                  threads: int | None, log_level: str) -> None:
     """Serve MODELS (.onnx files, or NAME=FILE) over HTTP, with a dynamic batcher per model.
 
     \b
@@ -162,17 +169,25 @@ def serve_command(models: tuple[str, ...], host: str, port: int, max_batch: int,
     GET  /  /healthz  /readyz  /metrics  /v1/models  /v2/models/NAME
     """
     try:
-        from .serve import ServeConfig, load_models, serve
+        from .serve import ServeConfig, WorkerSpec, load_models, serve, serve_workers
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise click.ClickException(f"zoo serve needs {exc.name}: pip install 'zoo-runtime' (or zoo[serve])") from None
     if token is not None and not token.strip():
         raise click.BadParameter(f"is empty; give a token or unset {TOKEN_ENV}", param_hint="--token")
-    served = load_models(models, provider=provider, threads=threads)
     config = ServeConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, queue_size=queue_size, timeout=timeout,
                          max_body=int(max_body_mb * 1024 * 1024), max_pixels=max_pixels, top_k=top_k,
-                         token=token.strip() if token else None, cors_origins=cors_origins)
-    serve(served, config, host=host, port=port, log_level=log_level,
-          announce=lambda line: click.echo(line, err=True))
+                         token=token.strip() if token else None, cors_origins=cors_origins,
+                         max_decoding=max_decoding, draft=not exact_decode)
+    announce = lambda line: click.echo(line, err=True)  # noqa: E731
+    if workers > 1:
+        if threads is None:  # share the cores out, rather than each worker's ONNX Runtime taking them all
+            import os
+
+            threads = max(1, (os.cpu_count() or 1) // workers)
+        spec = WorkerSpec(list(models), config, provider=provider, threads=threads, log_level=log_level)
+        raise SystemExit(serve_workers(spec, workers, host=host, port=port, announce=announce))
+    served = load_models(models, provider=provider, threads=threads)
+    serve(served, config, host=host, port=port, log_level=log_level, announce=announce)
 
 
 @click.group("zoo-runtime", cls=RuntimeGroup, context_settings={"help_option_names": ["-h", "--help"]})

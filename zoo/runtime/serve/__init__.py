@@ -13,6 +13,7 @@ from __future__ import annotations
 from .app import ServeConfig, create_app
 from .batcher import Batcher, QueueFull
 from .models import ServedModel, load_models
-from .server import bind, serve
+from .server import WorkerSpec, bind, serve, serve_workers
 
-__all__ = ["Batcher", "QueueFull", "ServeConfig", "ServedModel", "bind", "create_app", "load_models", "serve"]
+__all__ = ["Batcher", "QueueFull", "ServeConfig", "ServedModel", "WorkerSpec", "bind", "create_app", "load_models",
+           "serve", "serve_workers"]
