@@ -49,6 +49,7 @@ def evaluate(
     device: str = "auto",
     cache_mb: float = 1024,
     workers: int | None = None,
+    amp: bool | None = None,
 ) -> EvalResult:
     """Evaluate a checkpoint (a directory, or a model loaded by :func:`zoo.load`) on ``data``.
 
@@ -57,7 +58,8 @@ def evaluate(
     or a pair of tensors ``(inputs, labels)`` already prepared for the model.
     The folder's class names must be among the checkpoint's. Without
     ``batch_size``, batches hold as many images as fit ``memory_mb``
-    (:func:`zoo.data.budget.budget_batch_size`).
+    (:func:`zoo.data.budget.budget_batch_size`). ``amp`` follows
+    :func:`zoo.devices.autocast_choice` (None: bf16 on CPUs with bfloat16 units).
     """
     import torch
 
@@ -68,7 +70,7 @@ def evaluate(
     from zoo.data.decode import cache_size, decode_stored
     from zoo.data.folder import eval_files
     from zoo.data.transforms import Normalize
-    from zoo.devices import select_device
+    from zoo.devices import autocast, autocast_choice, select_device
     from zoo.train.metrics import confusion_matrix, per_class_accuracy
 
     if isinstance(checkpoint, (str, os.PathLike)):
@@ -123,7 +125,8 @@ def evaluate(
     normalize = Normalize(config.get("mean"), config.get("std"))
     preds, targets = [], []
     loss_sum, n = 0.0, 0
-    with torch.inference_mode():
+    mixed = autocast_choice(dev, amp)
+    with torch.inference_mode(), autocast(dev, *mixed):
         for x, y in batches:
             out = model(normalize(x.to(dev), train=False)).float()
             if out.shape[1] != num_classes:
