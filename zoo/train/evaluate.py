@@ -67,7 +67,7 @@ def evaluate(
     from zoo.data.batches import make_batches
     from zoo.data.dataset import ImageSplit, cache_bytes
     from zoo.data.decode import OtherSize
-    from zoo.data.decode import cache_size, decode_stored
+    from zoo.data.decode import PassEstimate, cache_size, decode_stored
     from zoo.data.folder import eval_files
     from zoo.data.transforms import Normalize
     from zoo.devices import autocast, autocast_choice, select_device
@@ -85,6 +85,7 @@ def evaluate(
     input_size = tuple(int(v) for v in config["input_size"])
     skipped = SkipReport()
     where = None
+    estimate = None
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
         source: Any = (data[0], data[1].long())
     else:
@@ -102,11 +103,13 @@ def evaluate(
         remap = [class_names.index(n) for n in names]
         labels = torch.tensor([remap[i] for i in files.labels], dtype=torch.long)
         hw = tuple(input_size[1:])
+        estimate = PassEstimate("evaluating", len(files))
         stored = cache_size(files.paths, input_size[0], hw)
         fits = cache_bytes(len(files), input_size) <= cache_mb * 2**20
         if cache_bytes(len(files), (input_size[0], *stored)) <= cache_mb * 2**20:
             try:
-                images, kept, bad, got = decode_stored(files.paths, input_size[0], hw, stored=stored, fall_back=fits)
+                images, kept, bad, got = decode_stored(files.paths, input_size[0], hw, stored=stored, fall_back=fits,
+                                                        progress=estimate)
                 skipped.update(bad)
                 source = ImageSplit([files.paths[i] for i in kept], labels[kept], images, hw if got != hw else None)
             except OtherSize:  # images of several sizes that do not fit at the input size: stream them
@@ -134,6 +137,8 @@ def evaluate(
             y = y.to(dev)
             loss_sum += float(torch.nn.functional.cross_entropy(out, y, reduction="sum"))
             n += y.shape[0]
+            if estimate is not None and not source.cached:
+                estimate(n)
             preds.append(out.argmax(1).cpu())
             targets.append(y.cpu())
     skipped.update(getattr(batches, "skipped", None))

@@ -318,8 +318,10 @@ def _feature_pass(model: Any, dataset: Any, mean: Any, std: Any, device: Any, cf
     size = tuple(dataset.input_size)
     batch = budget_batch_size(model, size, cfg.memory_mb, forward=PreLogits(model))
     sample = Normalize(mean, std)(_real_batch(dataset.train, size, min(batch, 8)))
+    from zoo.devices import autocast_choice
+
     engine = choose_engine(model, sample, size, engine=options.feature_engine, device=device, threads=cfg.threads,
-                           log=say)
+                           log=say, amp=autocast_choice(device, cfg.amp))
     splits = [dataset.train] + ([dataset.val] if dataset.val is not None else [])
     meter = FeatureMeter(sum(len(s) for s in splits), engine.name, say)
     out = []
@@ -335,6 +337,10 @@ def _feature_pass(model: Any, dataset: Any, mean: Any, std: Any, device: Any, cf
                                               device=device, progress=progress, engine=engine,
                                               skipped=dataset.skipped))
     say(meter.close() + f", batches of {batch}")
+    del engine
+    import gc
+
+    gc.collect()  # the engine's session and buffers go before training starts
     return out[0], (out[1] if len(out) > 1 else None)
 
 
