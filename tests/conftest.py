@@ -12,6 +12,9 @@ import pytest
 # Tests must never reach a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ZOO_OFFLINE", "1")
+# The suite runs in float32 on every CPU (bf16 autocast would change numbers that tests compare);
+# tests of the bf16 default fake the CPU flags themselves.
+os.environ.setdefault("ZOO_CPU_BF16", "0")
 
 
 @pytest.fixture(autouse=True)

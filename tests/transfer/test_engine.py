@@ -113,15 +113,15 @@ def test_engines_give_the_same_finetuned_head(tiny_folder, tmp_path):
     assert abs(runs["onnxruntime"] - runs["torch"]) <= 0.005
 
 
-def test_folder_larger_than_the_cache_streams_and_says_so_once(tiny_folder, tmp_path):
+def test_feature_pass_streams_whatever_the_cache_budget(tiny_folder, tmp_path):
+    # Cached features keep no decoded images, so --cache-mb changes nothing on this path.
     runs = {}
     for name, extra in (("cached", []), ("streamed", ["--cache-mb", "0.01"])):
         result = CliRunner().invoke(cli, ["finetune", "cifar8_resnet", "--data", str(tiny_folder), "--out",
                                           str(tmp_path / name), "--epochs", "3", "--no-plot", *extra])
         assert result.exit_code == 0, result.output
         runs[name] = result.output
-    assert runs["streamed"].count("streaming them from disk") == 1 and "streaming" not in runs["cached"]
-    assert "over --cache-mb 0.01" in runs["streamed"]
+    assert "streaming them from disk" not in runs["streamed"] + runs["cached"]
     assert "with onnxruntime" in runs["streamed"]
     for path in ("cached", "streamed"):
         runs[path] = zoo.evaluate(str(tmp_path / path / "last"), str(tiny_folder)).accuracy

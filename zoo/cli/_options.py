@@ -76,6 +76,14 @@ def deprecated(old: str, new: str):
     return warn
 
 
+AMP_HELP = "Mixed precision: bfloat16 autocast on CPUs with bfloat16 units (AVX512-BF16/AMX), CUDA's own [on where there is one]."
+
+
+def amp_option():
+    """``--amp/--no-amp`` (None: the rule of zoo.devices.autocast_choice)."""
+    return click.option("--amp/--no-amp", default=None, help=AMP_HELP)
+
+
 def device_option(default: str = "auto"):
     """``--device``, validated the same way by every command (zoo.devices.select_device)."""
     from zoo.devices import DEVICE_HELP

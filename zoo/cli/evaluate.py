@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from zoo.cli._options import deprecated, device_option, json_option, memory_option
+from zoo.cli._options import amp_option, deprecated, device_option, json_option, memory_option
 
 SPLIT = click.option("--split", type=click.Choice(["auto", "train", "val", "all"]), default="auto", show_default=True,
                      help="Which part of DATA: auto is val/ when present, else the whole folder.")
@@ -21,12 +21,13 @@ DATA = click.option("--data", required=True, help="Image folder (class sub-folde
 @click.option("--batch-size", type=int, help="Images per batch [as many as fit --memory-mb, at most 256].")
 @memory_option()
 @device_option()
+@amp_option()
 @json_option("Print JSON instead of a report.")
 @click.option("--confident", type=float, hidden=True, callback=deprecated("zoo evaluate --confident P", "zoo mistakes SOURCE --min-prob P"))
 @click.option("--sheet", type=click.Path(dir_okay=False), hidden=True)
 @click.pass_context
 def evaluate_command(ctx: click.Context, source: str, data: str, split: str, batch_size: int | None,
-                     memory_mb: float, device: str, as_json: bool, confident: float | None, sheet: str | None) -> None:
+                     memory_mb: float, device: str, amp: bool | None, as_json: bool, confident: float | None, sheet: str | None) -> None:
     """Accuracy, per-class accuracy and the confusion matrix of SOURCE (a checkpoint) on an image folder.
 
     \b
@@ -40,7 +41,7 @@ def evaluate_command(ctx: click.Context, source: str, data: str, split: str, bat
         return
     from zoo.train.evaluate import evaluate, format_report
 
-    result = evaluate(source, data, split=split, batch_size=batch_size, memory_mb=memory_mb, device=device)
+    result = evaluate(source, data, split=split, batch_size=batch_size, memory_mb=memory_mb, device=device, amp=amp)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from zoo.cli._options import (
+    amp_option,
     complete_model_name,
     deprecated,
     device_option,
@@ -153,7 +154,7 @@ def pretrain_group() -> None:
 @click.option("--val-fraction", type=float, hidden=True, callback=deprecated("--val-fraction", "--val-split"))
 @click.option("--seed", type=int, default=0, show_default=True)
 @device_option()
-@click.option("--amp/--no-amp", default=None, help="Mixed precision [on for CUDA].")
+@amp_option()
 @click.option("--resume", type=click.Path(), metavar="CKPT", help="Continue from a checkpoint directory (OUT/last).")
 @click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Architecture argument (repeatable).")
 @json_option()

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import click
 
-from zoo.cli._options import device_option, memory_option
+from zoo.cli._options import amp_option, device_option, memory_option
 from zoo.runtime.cli import ONNX_BATCH, floats, predict_options, provider_for_device, show_predictions
 
 
 @click.command("predict")
 @predict_options
 @device_option()
+@amp_option()
 @memory_option()
 def predict_command(model: str, inputs: tuple[str, ...], top_k: int, as_json: bool, batch_size: int | None,
-                    provider: str, device: str, memory_mb: float, threads: int | None, size: str | None,
+                    provider: str, device: str, amp: bool | None, memory_mb: float, threads: int | None, size: str | None,
                     mean: str | None, std: str | None, labels: str | None) -> None:
     """Predict the classes of INPUTS (image files or folders) with SOURCE: a model name (its pretrained
     weights), a checkpoint or an .onnx file."""
@@ -32,6 +33,6 @@ def predict_command(model: str, inputs: tuple[str, ...], top_k: int, as_json: bo
             raise click.UsageError("--size/--mean/--std/--labels apply to .onnx files; a checkpoint carries its own")
         from zoo.export.predict import TorchModel
 
-        predictor = TorchModel(model, device=device)
+        predictor = TorchModel(model, device=device, amp=amp)
         batch_size = batch_size or predictor.budget_batch_size(memory_mb)
     show_predictions(predictor, inputs, top_k=top_k, batch_size=batch_size or ONNX_BATCH, as_json=as_json)

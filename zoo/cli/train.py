@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from zoo.cli._options import (
+    amp_option,
     device_option,
     json_option,
     model_argument,
@@ -87,7 +88,7 @@ def _input_size(text: str | None) -> tuple[int, int, int] | None:
 @click.option("--monitor", type=click.Choice(["val_acc", "val_loss", "train_acc", "train_loss"]), default="val_acc",
               show_default=True, help="Metric for the best checkpoint and early stopping.")
 @device_option()
-@click.option("--amp/--no-amp", default=None, help="Mixed precision [on for CUDA].")
+@amp_option()
 @click.option("--channels-last/--no-channels-last", default=None, help="Channels-last memory format [on for CUDA and CPU].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--augment", default="none", show_default=True,

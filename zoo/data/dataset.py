@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from zoo.data.decode import ImageReadError, OtherSize, cache_size, decode_stored, decode_uint8
+from zoo.data.decode import (ESTIMATE_FROM, ImageReadError, OtherSize, PassEstimate, cache_size, decode_stored,
+                             decode_uint8)
 from zoo.data.folder import FileSplit, find_layout
 from zoo.errors import DataError
 from zoo.runtime.skips import SkipReport
@@ -118,9 +119,11 @@ def load_image_data(
         if not use_cache:
             return ImageSplit(list(files.paths), torch.tensor(files.labels, dtype=torch.long))
         report = None
-        if verbose and len(files) >= 2000:
+        if verbose and len(files) >= ESTIMATE_FROM:
+            estimate = PassEstimate(f"caching the {name} split,", len(files))
+
             def report(done: int) -> None:
-                print(f"\rdecoding {name}: {done}/{len(files)}", end="", file=sys.stderr, flush=True)
+                estimate(done)
         try:
             # A mixed folder decoded at (H, W) may not fit the budget that its first images promised.
             fits = cache is True or cache_bytes(total, (c, h, w)) <= cache_budget_mb * 2**20
@@ -131,8 +134,6 @@ def load_image_data(
                 print(f"\nzoo: the images under {str(layout.root)!r} have several sizes and do not fit"
                       f" --cache-mb {cache_budget_mb:g} at {h}x{w}: streaming them from disk", file=sys.stderr)
             return ImageSplit(list(files.paths), torch.tensor(files.labels, dtype=torch.long))
-        if report is not None:
-            print(file=sys.stderr)
         skipped.update(bad)
         paths = [files.paths[i] for i in kept]
         labels = torch.tensor([files.labels[i] for i in kept], dtype=torch.long)

@@ -21,16 +21,17 @@ from zoo.runtime.model import Predictor
 class TorchModel(Predictor):
     """A checkpoint (or zoo ``.safetensors`` file) ready to predict with PyTorch."""
 
-    def __init__(self, source: str | os.PathLike, *, device: str = "auto") -> None:
+    def __init__(self, source: str | os.PathLike, *, device: str = "auto", amp: bool | None = None) -> None:
 
         # A registry name predicts with its pretrained weights: without them the outputs mean nothing.
         model, config = load_source(source, pretrained=not Path(source).exists())
         self.config = config
         self.name = Path(source).name
         self.module, self.task = forward_module(model, config)
-        from zoo.devices import select_device
+        from zoo.devices import autocast_choice, select_device
 
         self.device = select_device(device)
+        self.amp = autocast_choice(self.device, amp)  # bf16 on CPUs with bfloat16 units, as in training
         self.prefetch = self.device.type == "cuda"
         self.module.to(self.device).eval()
         self.preprocessing = preprocessing_of(config)
@@ -47,8 +48,10 @@ class TorchModel(Predictor):
         """The model's raw output for a preprocessed ``(N, C, H, W)`` batch."""
         import torch
 
+        from zoo.devices import autocast
+
         arr = self.preprocessing.check_array(batch)
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.device, *self.amp):
             return self.module(torch.from_numpy(arr).to(self.device)).float().cpu().numpy()
 
 
@@ -58,4 +61,4 @@ def load_predictor(source: str | os.PathLike, **options: Any) -> Predictor:
         from zoo.runtime import load
 
         return load(source, **options)
-    return TorchModel(source, device=options.get("device", "auto"))
+    return TorchModel(source, device=options.get("device", "auto"), amp=options.get("amp"))

@@ -49,6 +49,7 @@ def evaluate(
     device: str = "auto",
     cache_mb: float = 1024,
     workers: int | None = None,
+    amp: bool | None = None,
 ) -> EvalResult:
     """Evaluate a checkpoint (a directory, or a model loaded by :func:`zoo.load`) on ``data``.
 
@@ -57,7 +58,8 @@ def evaluate(
     or a pair of tensors ``(inputs, labels)`` already prepared for the model.
     The folder's class names must be among the checkpoint's. Without
     ``batch_size``, batches hold as many images as fit ``memory_mb``
-    (:func:`zoo.data.budget.budget_batch_size`).
+    (:func:`zoo.data.budget.budget_batch_size`). ``amp`` follows
+    :func:`zoo.devices.autocast_choice` (None: bf16 on CPUs with bfloat16 units).
     """
     import torch
 
@@ -65,10 +67,10 @@ def evaluate(
     from zoo.data.batches import make_batches
     from zoo.data.dataset import ImageSplit, cache_bytes
     from zoo.data.decode import OtherSize
-    from zoo.data.decode import cache_size, decode_stored
+    from zoo.data.decode import PassEstimate, cache_size, decode_stored
     from zoo.data.folder import eval_files
     from zoo.data.transforms import Normalize
-    from zoo.devices import select_device
+    from zoo.devices import autocast, autocast_choice, select_device
     from zoo.train.metrics import confusion_matrix, per_class_accuracy
 
     if isinstance(checkpoint, (str, os.PathLike)):
@@ -83,6 +85,7 @@ def evaluate(
     input_size = tuple(int(v) for v in config["input_size"])
     skipped = SkipReport()
     where = None
+    estimate = None
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
         source: Any = (data[0], data[1].long())
     else:
@@ -100,11 +103,13 @@ def evaluate(
         remap = [class_names.index(n) for n in names]
         labels = torch.tensor([remap[i] for i in files.labels], dtype=torch.long)
         hw = tuple(input_size[1:])
+        estimate = PassEstimate("evaluating", len(files))
         stored = cache_size(files.paths, input_size[0], hw)
         fits = cache_bytes(len(files), input_size) <= cache_mb * 2**20
         if cache_bytes(len(files), (input_size[0], *stored)) <= cache_mb * 2**20:
             try:
-                images, kept, bad, got = decode_stored(files.paths, input_size[0], hw, stored=stored, fall_back=fits)
+                images, kept, bad, got = decode_stored(files.paths, input_size[0], hw, stored=stored, fall_back=fits,
+                                                        progress=estimate)
                 skipped.update(bad)
                 source = ImageSplit([files.paths[i] for i in kept], labels[kept], images, hw if got != hw else None)
             except OtherSize:  # images of several sizes that do not fit at the input size: stream them
@@ -123,7 +128,8 @@ def evaluate(
     normalize = Normalize(config.get("mean"), config.get("std"))
     preds, targets = [], []
     loss_sum, n = 0.0, 0
-    with torch.inference_mode():
+    mixed = autocast_choice(dev, amp)
+    with torch.inference_mode(), autocast(dev, *mixed):
         for x, y in batches:
             out = model(normalize(x.to(dev), train=False)).float()
             if out.shape[1] != num_classes:
@@ -131,6 +137,8 @@ def evaluate(
             y = y.to(dev)
             loss_sum += float(torch.nn.functional.cross_entropy(out, y, reduction="sum"))
             n += y.shape[0]
+            if estimate is not None and not source.cached:
+                estimate(n)
             preds.append(out.argmax(1).cpu())
             targets.append(y.cpu())
     skipped.update(getattr(batches, "skipped", None))

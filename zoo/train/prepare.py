@@ -112,17 +112,14 @@ def place(cfg: Any, dist: Any) -> tuple[Any, bool, Any, bool]:
     """The device (joined to the process group), AMP on/off and dtype, and channels-last for a run."""
     import torch
 
-    from zoo.devices import select_device
+    from zoo.devices import autocast_choice, select_device
 
     device = select_device(cfg.device)
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank % max(1, torch.cuda.device_count()))
         torch.cuda.set_device(device)
     dist.init(device)
-    amp = cfg.amp if cfg.amp is not None else device.type == "cuda"
-    if amp and device.type != "cuda":
-        raise ZooError("--amp needs a CUDA device")
-    amp_dtype = torch.bfloat16 if (amp and torch.cuda.is_bf16_supported()) else torch.float16
+    amp, amp_dtype = autocast_choice(device, cfg.amp, announce=dist.rank == 0)
     # Channels-last convolutions are faster on CUDA, and on CPU with oneDNN too.
     channels_last = cfg.channels_last if cfg.channels_last is not None else device.type in ("cuda", "cpu")
     return device, amp, amp_dtype, channels_last

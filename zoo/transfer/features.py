@@ -102,18 +102,32 @@ def channels_last(model: nn.Module, device: str | torch.device = "cpu") -> Itera
 @torch.no_grad()
 def extract_split_features(model: nn.Module, split: Any, input_size: Sequence[int], *, mean, std,
                            batch_size: int = 256, device: str | torch.device = "cpu", progress: Any = None,
-                           engine: Any = None):
-    """``(features, labels)`` of a :class:`zoo.data.ImageSplit`, cached or streamed."""
+                           engine: Any = None, skipped: Any = None):
+    """``(features, labels)`` of a :class:`zoo.data.ImageSplit`, cached or streamed.
+
+    A split that is not cached is decoded batch by batch (the next batch in
+    threads while this one runs through the engine) and each batch of images
+    is dropped once its features exist, so memory does not grow with the
+    folder. Files that cannot be read by then go into ``skipped``.
+    """
     if split.images is not None:
         return extract_features(model, split.images, mean=mean, std=std, batch_size=batch_size,
                                 device=device, progress=progress, engine=engine, size=split.size), split.labels
-    from zoo.data.batches import make_batches
+    from zoo.data.decode import stream_decoded
 
-    chunks, labels = [], []
-    for x, y in make_batches(split, batch_size, train=False, input_size=input_size):
-        chunks.append(extract_features(model, x, mean=mean, std=std, batch_size=batch_size, device=device,
-                                       engine=engine))
-        labels.append(y)
+    chunks, kept_all = [], []
+    size = (int(input_size[1]), int(input_size[2]))
+    stream = stream_decoded(split.paths, int(input_size[0]), size, chunk=batch_size)
+    for i, (images, kept, bad) in enumerate(stream, 1):
+        if skipped is not None:
+            skipped.update(bad)
+        if kept:
+            chunks.append(extract_features(model, images, mean=mean, std=std, batch_size=batch_size, device=device,
+                                           engine=engine))
+            kept_all.extend(kept)
+        del images
         if progress is not None:
-            progress(sum(len(c) for c in chunks), len(split))
-    return torch.cat(chunks), torch.cat(labels)
+            progress(min(len(split), i * batch_size), len(split))
+    labels = split.labels[torch.tensor(kept_all, dtype=torch.long)] if kept_all else split.labels[:0]
+    width = int(getattr(model, "num_features", 0))
+    return (torch.cat(chunks) if chunks else torch.empty(0, width)), labels

@@ -257,6 +257,8 @@ def finetune(
     """
     from dataclasses import replace
 
+    from zoo.data.dataset import ImageData
+
     options = options or FinetuneOptions()
     cfg = replace(config, **train_options) if config is not None else finetune_config(**train_options)
     say = log or (lambda line: print(line, file=sys.stderr, flush=True))
@@ -266,7 +268,8 @@ def finetune(
         cached, reason = _cache_decision(prepared, options, cfg)
         return describe_plan(prepared, cached=cached, reason=reason)
     t0 = time.time()
-    dataset = _load(data, source, options, cfg)
+    # A scan first (no decoding): whether features are cached decides whether images are kept at all.
+    dataset = _load(data, source, options, cfg, cache=False)
     import torch
 
     torch.manual_seed(cfg.seed)  # the new head starts the same for the same seed
@@ -276,15 +279,16 @@ def finetune(
         from zoo.models.probe import check_input_size
 
         check_input_size(prepared.model, wanted)
-    if tuple(dataset.input_size) != wanted:
-        dataset = _load(data, source, options, cfg, input_size=wanted)
     cached, reason = _cache_decision(prepared, options, cfg)
-    if cached and dataset.train.images is not None:
-        sample = _normalised_sample(dataset, prepared)
+    if cached:
         from zoo.transfer.features import head_matches_pre_logits
 
-        if not head_matches_pre_logits(prepared.model, sample):
+        sample = _normalised_sample(dataset, prepared, wanted)
+        if sample is not None and not head_matches_pre_logits(prepared.model, sample):
             cached, reason = False, "this model's forward is not classifier(pre-logits)"
+    if not isinstance(data, ImageData) or tuple(dataset.input_size) != wanted:
+        # Cached features stream the images past the backbone once and keep none of them.
+        dataset = _load(data, source, options, cfg, input_size=wanted, cache=False if cached else None)
     plan = describe_plan(prepared, cached=cached, reason=reason)
     say(plan)
     if cfg.normalize == "model" and mean is None:
@@ -301,8 +305,10 @@ def finetune(
         from zoo.data.transforms import compute_mean_std
 
         if mean is None or std is None:
+            from zoo.train.prepare import sample_mean_std
+
             mean, std = compute_mean_std(dataset.train.images) if dataset.train.images is not None else (
-                prepared.mean, prepared.std)
+                sample_mean_std(dataset.train, dataset.input_size))
         device = _device(cfg)
         model = prepared.model.to(device)
         (train_x, train_y), val = _feature_pass(model, dataset, mean, std, device, cfg, options, say)
@@ -336,8 +342,10 @@ def _feature_pass(model: Any, dataset: Any, mean: Any, std: Any, device: Any, cf
     size = tuple(dataset.input_size)
     batch = budget_batch_size(model, size, cfg.memory_mb, forward=PreLogits(model))
     sample = Normalize(mean, std)(_real_batch(dataset.train, size, min(batch, 8)))
+    from zoo.devices import autocast_choice
+
     engine = choose_engine(model, sample, size, engine=options.feature_engine, device=device, threads=cfg.threads,
-                           log=say)
+                           log=say, amp=autocast_choice(device, cfg.amp))
     splits = [dataset.train] + ([dataset.val] if dataset.val is not None else [])
     meter = FeatureMeter(sum(len(s) for s in splits), engine.name, say)
     out = []
@@ -350,8 +358,13 @@ def _feature_pass(model: Any, dataset: Any, mean: Any, std: Any, device: Any, cf
                 seen[0] = done
 
             out.append(extract_split_features(model, split, size, mean=mean, std=std, batch_size=batch,
-                                              device=device, progress=progress, engine=engine))
+                                              device=device, progress=progress, engine=engine,
+                                              skipped=dataset.skipped))
     say(meter.close() + f", batches of {batch}")
+    del engine
+    import gc
+
+    gc.collect()  # the engine's session and buffers go before training starts
     return out[0], (out[1] if len(out) > 1 else None)
 
 
@@ -401,16 +414,20 @@ def _class_names(data: Any, cfg: Any) -> list[str]:
     return list(find_layout(data, val_split=cfg.val_split, seed=cfg.seed).class_names)
 
 
-def _load(data: Any, source: str | None, options: FinetuneOptions, cfg: Any, input_size=None):
+def _load(data: Any, source: str | None, options: FinetuneOptions, cfg: Any, input_size=None, cache=None):
+    """The data as an ImageData; ``cache=False`` scans without decoding (None: the run's own ``--cache``)."""
     from zoo.data.dataset import ImageData, load_image_data
 
     if isinstance(data, ImageData) and input_size is None:
         return data
     if isinstance(data, ImageData):
+        if tuple(data.input_size) == tuple(input_size):
+            return data
         data = data.root
     size = input_size or cfg.input_size or _source_input_size(source, options)
-    return load_image_data(data, size, val_split=cfg.val_split, seed=cfg.seed, cache=cfg.cache,
-                           cache_budget_mb=cfg.cache_mb, verbose=cfg.progress)
+    return load_image_data(data, size, val_split=cfg.val_split, seed=cfg.seed,
+                           cache=cfg.cache if cache is None else cache, cache_budget_mb=cfg.cache_mb,
+                           verbose=cfg.progress)
 
 
 def _source_input_size(source: str | None, options: FinetuneOptions) -> tuple[int, int, int]:
@@ -426,8 +443,9 @@ def _source_input_size(source: str | None, options: FinetuneOptions) -> tuple[in
     return get_spec(source).input_size
 
 
-def _normalised_sample(dataset: Any, prepared: Prepared):
+def _normalised_sample(dataset: Any, prepared: Prepared, size: Sequence[int]):
+    """Four decodable training images at ``size`` (C, H, W), normalised; None when none decodes."""
     from zoo.data.transforms import Normalize
 
-    images = dataset.train.batch(0, 4)
-    return Normalize(prepared.mean, prepared.std)(images)
+    images = _real_batch(dataset.train, size, 4)
+    return Normalize(prepared.mean, prepared.std)(images) if len(images) else None
