@@ -103,3 +103,28 @@ def memory_option(default: float = 512):
     """``--memory-mb``: the activation budget that sizes inference batches (zoo.data.budget)."""
     return click.option("--memory-mb", type=float, default=default, show_default=True,
                         help="Memory budget of one inference batch's activations; sizes the batches.")
+
+
+DATA_HELP = ("Image folder (class sub-folders; or train/ and val/), a .csv/.tsv table of paths and labels,"
+             " or SCHEME:NAME such as demo:cats.")
+
+
+def table_options(multi_label: bool = True):
+    """The options that read a ``--data`` table (zoo.data.table): its column names and label delimiter."""
+    options = [
+        click.option("--path-col", help="The table's image path column [path, file, filename, image, ...]."),
+        click.option("--label-col", help="The table's label column [label, labels, tags, class, ...]."),
+        click.option("--valid-col", help="The table's column marking validation rows [is_valid when present]."),
+    ]
+    if multi_label:
+        options.append(click.option("--multi-label", is_flag=True,
+                                    help="Several labels per table row (sigmoid outputs, BCE loss)."))
+    options.append(click.option("--label-delim", default=" ", show_default=repr(" "),
+                                help="What separates the labels of one row with --multi-label."))
+
+    def apply(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return apply

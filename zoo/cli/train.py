@@ -10,11 +10,13 @@ from pathlib import Path
 import click
 
 from zoo.cli._options import (
+    DATA_HELP,
     device_option,
     json_option,
     model_argument,
     parse_key_values,
     quiet_option,
+    table_options,
 )
 from zoo.runtime.cli import floats
 
@@ -45,7 +47,8 @@ def _input_size(text: str | None) -> tuple[int, int, int] | None:
 
 @click.command("train")
 @model_argument("name")
-@click.option("--data", required=True, help="Image folder (class sub-folders; or train/ and val/), or SCHEME:NAME such as demo:cats.")
+@click.option("--data", required=True, help=DATA_HELP)
+@table_options()
 @click.option("--out", type=click.Path(file_okay=False), help="Output directory for best/, last/, metrics and curves [runs/NAME].")
 @click.option("--epochs", type=int, default=10, show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True)
@@ -77,7 +80,8 @@ def _input_size(text: str | None) -> tuple[int, int, int] | None:
 @click.option("--mean", help="Explicit normalisation mean, e.g. 0.485,0.456,0.406 (with --std).")
 @click.option("--std", help="Explicit normalisation std (with --mean).")
 @click.option("--input-size", help="Input size CxHxW [the architecture's].")
-@click.option("--val-split", type=float, default=0.1, show_default=True, help="Held-out fraction when DATA has no train/ and val/ (0: none).")
+@click.option("--val-split", type=float, default=0.1, show_default=True,
+              help="Held-out fraction when DATA has no train/ and val/ or validation column (0: none).")
 @click.option("--cache/--no-cache", default=None, help="Decode all images into memory [when they fit --cache-mb].")
 @click.option("--cache-mb", type=float, default=1024, show_default=True, help="Memory budget of the image cache.")
 @click.option("--workers", type=int, help="DataLoader workers when streaming [one per core, at most 8].")

@@ -35,7 +35,12 @@ class TrainConfig:
     seed: int = 0
     augment: str = "none"  # e.g. "crop=4,flip" or "default"; training split only
     normalize: str = "dataset"  # dataset (mean/std of the training images) | model (the spec's / weights' own)
-    val_split: float = 0.1  # used when the folder has no train/ and val/
+    val_split: float = 0.1  # used when the folder has no train/ and val/ (or the table no validation column)
+    path_col: str | None = None  # a table's image path column [path, file, filename, ...]
+    label_col: str | None = None  # a table's label column [label, labels, tags, class, ...]
+    valid_col: str | None = None  # a table's validation-row column [is_valid]
+    multi_label: bool = False  # several labels per table row, split by label_delim; sigmoid/BCE training
+    label_delim: str = " "
     cache: bool | str = "auto"  # decode into memory when it fits cache_mb
     cache_mb: float = 1024
     workers: int | None = None  # DataLoader workers when streaming

@@ -49,11 +49,13 @@ def evaluate(
     device: str = "auto",
     cache_mb: float = 1024,
     workers: int | None = None,
+    columns: Any = None,
 ) -> EvalResult:
     """Evaluate a checkpoint (a directory, or a model loaded by :func:`zoo.load`) on ``data``.
 
     ``data`` is an image folder (``DIR/val`` when it exists, else ``DIR``;
-    ``split`` picks ``train``, ``val`` or ``all`` explicitly), ``scheme:name``,
+    ``split`` picks ``train``, ``val`` or ``all`` explicitly), a .csv/.tsv table
+    (its validation rows when it marks some; ``columns`` names its columns), ``scheme:name``,
     or a pair of tensors ``(inputs, labels)`` already prepared for the model.
     The folder's class names must be among the checkpoint's. Without
     ``batch_size``, batches hold as many images as fit ``memory_mb``
@@ -86,7 +88,7 @@ def evaluate(
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
         source: Any = (data[0], data[1].long())
     else:
-        folder, names, files, scanned = eval_files(data, split)
+        folder, names, files, scanned = eval_files(data, split, columns)
         skipped.update(scanned)
         where = str(folder)
         unknown = [n for n in names if n not in class_names]

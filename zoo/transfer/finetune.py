@@ -371,7 +371,9 @@ def _class_names(data: Any, cfg: Any) -> list[str]:
         return list(data.class_names)
     from zoo.data.folder import find_layout
 
-    return list(find_layout(data, val_split=cfg.val_split, seed=cfg.seed).class_names)
+    from zoo.data.table import table_columns
+
+    return list(find_layout(data, val_split=cfg.val_split, seed=cfg.seed, columns=table_columns(cfg)).class_names)
 
 
 def _load(data: Any, source: str | None, options: FinetuneOptions, cfg: Any, input_size=None):
@@ -382,8 +384,10 @@ def _load(data: Any, source: str | None, options: FinetuneOptions, cfg: Any, inp
     if isinstance(data, ImageData):
         data = data.root
     size = input_size or cfg.input_size or _source_input_size(source, options)
+    from zoo.data.table import table_columns
+
     return load_image_data(data, size, val_split=cfg.val_split, seed=cfg.seed, cache=cfg.cache,
-                           cache_budget_mb=cfg.cache_mb, verbose=cfg.progress)
+                           cache_budget_mb=cfg.cache_mb, verbose=cfg.progress, columns=table_columns(cfg))
 
 
 def _source_input_size(source: str | None, options: FinetuneOptions) -> tuple[int, int, int]:
