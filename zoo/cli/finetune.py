@@ -14,6 +14,7 @@ import click
 
 from zoo.cli._options import (
     complete_model_name,
+    config_option,
     deprecated,
     device_option,
     json_option,
@@ -129,6 +130,7 @@ def pretrain_group() -> None:
 
 @pretrain_group.command("autoencoder")
 @click.argument("name", required=False, metavar="[NAME]", shell_complete=complete_model_name)
+@config_option()
 @click.option("--data", required=True, help="Folder of images (sub-folders are read too; labels are ignored), or SCHEME:NAME.")
 @click.option("--arch", hidden=True, callback=deprecated("--arch NAME", "the positional NAME"))
 @click.option("--out", type=click.Path(file_okay=False), help="Output directory for best/ and last/ [runs/pretrain_NAME].")

@@ -11,6 +11,7 @@ import click
 
 from zoo.cli._options import (
     DATA_HELP,
+    config_option,
     device_option,
     json_option,
     model_argument,
@@ -47,6 +48,7 @@ def _input_size(text: str | None) -> tuple[int, int, int] | None:
 
 @click.command("train")
 @model_argument("name")
+@config_option()
 @click.option("--data", required=True, help=DATA_HELP)
 @table_options()
 @click.option("--out", type=click.Path(file_okay=False), help="Output directory for best/, last/, metrics and curves [runs/NAME].")
@@ -107,6 +109,8 @@ def train_command(name: str, data: str, out: str | None, nproc: int | None, as_j
       zoo train net --data demo:cats --epochs 20 --out runs/net
       zoo train net --data pics/ --val-split 0.2 --augment default --scheduler cosine
       zoo train net --data pics/ --out runs/net --resume          (continue runs/net/last)
+      zoo train net --config recipe.toml --lr 0.05                (the recipe, with another lr)
+      zoo train --config runs/net/best/config.json --out runs/again  (rerun a recorded run)
     """
     if nproc is not None and nproc > 1:
         from zoo.train.distributed import launch_nproc, relaunch_args

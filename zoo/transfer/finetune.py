@@ -266,7 +266,7 @@ def finetune(
     if cfg.normalize == "model" and mean is None:
         mean, std = prepared.mean, prepared.std
     extra = {"finetune": {**options.to_dict(), "source": prepared.source, "weights_from": prepared.weights_from,
-                          "cached_features": cached}}
+                          "cached_features": cached, "source_argument": source, "data": str(dataset.root)}}
     from zoo.train import Trainer
 
     callbacks = []
