@@ -27,6 +27,8 @@ def _columns(path_col: str | None, label_col: str | None, valid_col: str | None,
 @TABLE
 @SPLIT
 @click.option("--batch-size", type=int, help="Images per batch [as many as fit --memory-mb, at most 256].")
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Multi-label models: the probability that says yes, for F1 [the checkpoint's, else 0.5].")
 @memory_option()
 @device_option()
 @json_option("Print JSON instead of a report.")
@@ -35,8 +37,10 @@ def _columns(path_col: str | None, label_col: str | None, valid_col: str | None,
 @click.pass_context
 def evaluate_command(ctx: click.Context, source: str, data: str, split: str, batch_size: int | None,
                      memory_mb: float, device: str, as_json: bool, confident: float | None, sheet: str | None,
-                     path_col: str | None, label_col: str | None, valid_col: str | None, label_delim: str) -> None:
-    """Accuracy, per-class accuracy and the confusion matrix of SOURCE (a checkpoint) on an image folder.
+                     path_col: str | None, label_col: str | None, valid_col: str | None, label_delim: str,
+                     threshold: float | None) -> None:
+    """Accuracy, per-class accuracy and the confusion matrix of SOURCE (a checkpoint) on an image folder;
+    for a multi-label model mAP, per-class average precision and F1 at --threshold.
 
     \b
     Examples:
@@ -51,7 +55,7 @@ def evaluate_command(ctx: click.Context, source: str, data: str, split: str, bat
     from zoo.train.evaluate import evaluate, format_report
 
     result = evaluate(source, data, split=split, batch_size=batch_size, memory_mb=memory_mb, device=device,
-                      columns=_columns(path_col, label_col, valid_col, label_delim))
+                      columns=_columns(path_col, label_col, valid_col, label_delim), threshold=threshold)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -140,6 +140,9 @@ def find_layout(data: str | os.PathLike, *, val_split: float | None = 0.1, seed:
     root = resolve_data_path(data)
     if is_table(root):
         return table_layout(root, columns, val_split, seed)
+    if columns is not None and columns.multi_label:
+        raise DataError("--multi-label reads several labels per row of a .csv/.tsv table;"
+                        " class folders give one label per image")
     train_dir, val_dir = root / "train", root / "val"
     if train_dir.is_dir():
         class_names, train, skipped = scan_class_folders(train_dir)

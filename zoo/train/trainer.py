@@ -25,7 +25,7 @@ from zoo.train.epoch import TrainingDivergedError, _StopRequested, stop_on_ctrl_
 from zoo.train.prepare import (choose_mean_std, default_input_size, default_threads, labels_of, length,
                                make_run_batches, place)
 from zoo.train.result import TrainResult, model_train_mode
-from zoo.train.tasks import ClassificationTask, Task
+from zoo.train.tasks import ClassificationTask, MultiLabelTask, Task
 
 __all__ = ["Trainer", "TrainResult", "TrainingDivergedError", "model_train_mode"]
 
@@ -66,7 +66,9 @@ class Trainer:
 
             dist = from_env()
         self.dist = dist
-        self.task = task or ClassificationTask(cfg.loss, cfg.label_smoothing)
+        multi = cfg.multi_label or bool(getattr(train_data, "multi_label", False))
+        self.task = task or (MultiLabelTask(label_smoothing=cfg.label_smoothing) if multi
+                             else ClassificationTask(cfg.loss, cfg.label_smoothing))
         self.skipped: dict[str, int] = {}
         self.data_root = None
         if isinstance(train_data, ImageData):

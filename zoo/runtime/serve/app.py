@@ -17,7 +17,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import RuntimeInputError
-from ..model import softmax
 from .batcher import Batcher, QueueFull, ShuttingDown
 from .decode import DEFAULT_MAX_PIXELS, image_rows
 from .guard import BodyTooLarge, Guard
@@ -194,10 +193,11 @@ class Server:
             decoded = time.perf_counter()
             logits = await self._run(served, rows)
             done = time.perf_counter()
-            pred = served.model.top_k(softmax(logits), ["upload"], top_k)[0]
+            pred = served.model.top_k(served.model.scores(logits), ["upload"], top_k)[0]
+            answer = pred.to_dict()
+            answer.pop("input")
             return {
-                "model": served.name, "version": served.version, "generic": served.generic,
-                "top": pred.to_dict()["top"],
+                "model": served.name, "version": served.version, "generic": served.generic, **answer,
                 "timing_ms": {"decode": _ms(decoded - start), "inference": _ms(done - decoded), "total": _ms(done - start)},
             }
 
