@@ -92,6 +92,9 @@ def _input_size(text: str | None) -> tuple[int, int, int] | None:
 @click.option("--threads", type=int, help="CPU threads for torch [torch's default].")
 @click.option("--metrics-format", type=click.Choice(["jsonl", "csv", "both", "none"]), default="jsonl", show_default=True)
 @click.option("--no-plot", is_flag=True, help="Do not write curves.png.")
+@click.option("--logger", "loggers", multiple=True, type=click.Choice(["tensorboard", "mlflow"]),
+              help="Also log to an experiment tracker (repeatable): OUT/tensorboard, or MLflow.")
+@click.option("--tracking-uri", help="MLflow tracking URI (a server, or a store path) [./mlruns].")
 @quiet_option()
 @click.option("--resume", is_flag=False, flag_value=RESUME_LAST, default=None, metavar="[CKPT]",
               help="Continue from a checkpoint directory [OUT/last when given without a value].")

@@ -48,6 +48,8 @@ class TrainConfig:
     val_batch_size: int | None = None  # default: 2 x batch_size, fewer when the memory budget says so
     memory_mb: float = 512  # activations of one inference batch (validation, feature pass); zoo.data.budget
     metrics_format: str = "jsonl"  # jsonl | csv | both | none
+    loggers: tuple[str, ...] = ()  # experiment trackers: tensorboard, mlflow (zoo.train.loggers)
+    tracking_uri: str | None = None  # MLflow's store [./mlruns]
     plot: bool = True
     progress: bool = True
     out: str | None = None
@@ -79,6 +81,12 @@ class TrainConfig:
             if not ok:
                 raise ZooError(message)
         self.milestones = tuple(int(m) for m in self.milestones)
+        self.loggers = tuple(str(v).lower() for v in self.loggers)
+        from zoo.train.loggers import LOGGERS
+
+        unknown = [v for v in self.loggers if v not in LOGGERS]
+        if unknown:
+            raise ZooError(f"unknown --logger {unknown[0]!r}; choose from {', '.join(LOGGERS)}")
         if self.input_size is not None:
             self.input_size = tuple(int(v) for v in self.input_size)  # type: ignore[assignment]
 

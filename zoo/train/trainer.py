@@ -97,6 +97,10 @@ class Trainer:
         self.std = list(std) if std is not None else None
         self.param_groups = param_groups
         self.callbacks = [cb if isinstance(cb, Callback) else FunctionCallback(cb) for cb in callbacks]
+        if cfg.loggers and dist.is_main:  # experiment trackers (zoo.train.loggers), beside the run's files
+            from zoo.train.loggers import make_loggers
+
+            self.callbacks.extend(make_loggers(cfg.loggers, cfg.out, cfg.tracking_uri))
         self.reporter = ProgressReporter() if (cfg.progress and dist.is_main) else None
         if self.reporter is not None:
             self.callbacks.insert(0, self.reporter)
