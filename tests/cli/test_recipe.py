@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from zoo.cli import cli
-from zoo.cli._options import config_option
+from zoo.cli._options import config_option, read_recipe, shipped_recipes
 from zoo.testing import make_image_folder, torch_threads
 
 
@@ -71,3 +71,22 @@ def test_a_recipe_run_and_a_rerun_equal_the_run_by_flags(tmp_path):
     assert all(torch.equal(weights[0][k], w[k]) for w in weights[1:] for k in weights[0])
     recorded = json.loads((tmp_path / "again/best/config.json").read_text())["train_args"]
     assert recorded["data"] == str(data) and recorded["seed"] == 3 and recorded["out"] == str(tmp_path / "again")
+
+
+def test_shipped_recipes_are_finetune_options_and_lose_to_config_and_flags(tmp_path):
+    from zoo.cli.finetune import finetune_command
+
+    recipes = shipped_recipes()
+    assert {"linear-probe", "gradual-unfreeze", "full"} <= set(recipes)
+    for path in recipes.values():
+        assert read_recipe(str(path), finetune_command)  # every key is a finetune option
+    # finetune's own options, echoed instead of run
+    probe = click.Command("probe", params=list(finetune_command.params),
+                          callback=lambda **values: click.echo(json.dumps(values, default=str)))
+    (tmp_path / "mine.toml").write_text("lr = 0.2\n")  # linear-probe says lr 3e-3 and epochs 10
+    for args in (["--recipe", "linear-probe", "--config", tmp_path / "mine.toml"],
+                 ["--config", tmp_path / "mine.toml", "--recipe", "linear-probe"]):
+        got = json.loads(run(probe, "x", "--data", "d", *args).output)
+        assert got["lr"] == 0.2 and got["epochs"] == 10 and got["optimizer"] == "adamw"
+    assert json.loads(run(probe, "x", "--data", "d", "--recipe", "linear-probe", "--epochs", "2").output)["epochs"] == 2
+    assert "zoo ships full, gradual-unfreeze, linear-probe" in run(probe, "x", "--recipe", "nope").output

@@ -154,6 +154,32 @@ def config_option():
                              " config.json to rerun it; flags given here win.")
 
 
+def shipped_recipes() -> dict[str, Any]:
+    """The recipes that come with zoo (``zoo/assets/recipes/NAME.toml``): name -> path."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "assets" / "recipes"
+    return {p.stem: p for p in sorted(folder.glob("*.toml"))}
+
+
+def recipe_option():
+    """``--recipe NAME``: a shipped recipe (:func:`shipped_recipes`); ``--config`` and flags win over it."""
+
+    def load(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is None:
+            return None
+        recipes = shipped_recipes()
+        if value not in recipes:
+            raise click.BadParameter(f"no recipe {value!r}; zoo ships {', '.join(recipes) or 'none'}",
+                                     ctx=ctx, param=param)
+        ctx.default_map = {**read_recipe(str(recipes[value]), ctx.command), **(ctx.default_map or {})}
+        return value
+
+    return click.option("--recipe", is_eager=True, expose_value=False, callback=load, metavar="NAME",
+                        help="A preset shipped with zoo: linear-probe, gradual-unfreeze or full"
+                             " (zoo/assets/recipes); --config and flags win over it.")
+
+
 def _load_recipe_file(path: str) -> dict[str, Any]:
     import json
     from pathlib import Path

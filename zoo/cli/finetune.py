@@ -20,6 +20,7 @@ from zoo.cli._options import (
     json_option,
     parse_key_values,
     quiet_option,
+    recipe_option,
 )
 from zoo.cli.train import (
     RESUME_LAST,
@@ -52,6 +53,7 @@ def _shared_train_options() -> list[click.Parameter]:
 
 @click.command("finetune")
 @click.argument("source", required=False, metavar="[SOURCE]")
+@recipe_option()
 @click.option("--weights", type=click.Path(), help="Weight file (.safetensors, .pth, .pt) or zoo checkpoint to load into NAME.")
 @click.option("--tag", help="Which registered pretrained weights of NAME [the first]; see 'zoo info NAME'.")
 @click.option("--encoder", type=click.Path(), help="Autoencoder checkpoint (zoo pretrain autoencoder): its encoder is the backbone.")
@@ -92,6 +94,7 @@ def finetune_command(source: str | None, weights: str | None, tag: str | None, e
       zoo finetune resnet34 --data cats/ --head mlp:512 --unfreeze-after 3
       zoo finetune runs/net/best --data pics/ --freeze layer2 --dry-run
       zoo finetune --encoder runs/ae/best --data labelled/
+      zoo finetune resnet34 --data cats/ --recipe gradual-unfreeze --epochs 6
     """
     from zoo.transfer.finetune import FinetuneOptions, finetune
 
