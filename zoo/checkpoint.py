@@ -27,6 +27,7 @@ from zoo.errors import CheckpointError, UnknownModelError
 from zoo.factory import create_model
 from zoo.io import (
     CONFIG_FILE,
+    config_to_disk,
     FORMAT_VERSION,
     METADATA_KEY,
     STATE_FILE,
@@ -98,8 +99,50 @@ def make_config(
         "versions": {"zoo": __version__, "torch": torch_version},
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    config.update(timm_keys(info, spec, config))
     config.update(extra)
     return config
+
+
+# -- timm's local-folder keys ------------------------------------------------------
+
+TIMM_MODULE = "zoo.models.timm_models"
+
+
+def timm_architecture(spec: Any) -> str | None:
+    """timm's name for the model a spec builds, when timm builds it as it is (``timm/<name>``, resnet18, ...)."""
+    module, _, function = spec.builder.partition(":")
+    if module != TIMM_MODULE:
+        return None
+    if function == "timm_model":
+        return str(spec.kwargs.get("arch")) if spec.kwargs.get("arch") else None
+    import timm
+
+    return function if timm.is_model(function) else None  # vit_cifar_patch4_32 is zoo's own
+
+
+def timm_keys(info: Any, spec: Any, config: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``timm.create_model("local-dir:CKPT")`` reads, for a model timm builds (none after a head swap).
+
+    In memory ``architecture`` stays zoo's name and timm's is ``timm_architecture``; on disk
+    (:func:`zoo.io.config_to_disk`) ``architecture`` is timm's and zoo's moves to ``zoo_architecture``.
+    """
+    arch = timm_architecture(spec)
+    if arch is None or info.adapters:
+        return {}
+    args = {k: v for k, v in dict(info.kwargs).items() if k not in ("num_classes", "pretrained")}
+    if int(info.in_chans) != 3:
+        args["in_chans"] = int(info.in_chans)
+    return {
+        "timm_architecture": arch,
+        "model_args": args,
+        "label_names": list(config["class_names"]),
+        "pretrained_cfg": {
+            "input_size": list(config["input_size"]), "mean": list(config["mean"]), "std": list(config["std"]),
+            "num_classes": int(config["num_classes"]), "interpolation": "bilinear", "crop_pct": 1.0,
+            "first_conv": spec.first_conv, "classifier": spec.classifier,
+        },
+    }
 
 
 def build_model(config: Mapping[str, Any]):
@@ -148,6 +191,60 @@ def _unknown_architecture(config: Mapping[str, Any], exc: Exception) -> str:
     if info.errors:
         return f"checkpoint's architecture {name!r} comes from the {what}, which failed to load: {info.errors[0]}"
     return f"checkpoint's architecture {name!r} is not registered by the {what} any more: {exc}"
+LOCAL_DIR = "local-dir:"  # timm's prefix for a model folder; zoo finetune takes it as a source
+
+
+def timm_folder_config(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The config.json of a folder timm saved (or a Hugging Face snapshot of a timm model); None for a zoo
+    checkpoint or anything else."""
+    file = Path(path) / CONFIG_FILE
+    if not Path(path).is_dir() or not file.is_file():
+        return None
+    try:
+        raw = json.loads(file.read_text())
+    except (OSError, ValueError):
+        return None
+    zoo_keys = ("zoo_architecture", "format_version", "model_kwargs")
+    if not isinstance(raw, dict) or "architecture" not in raw or any(k in raw for k in zoo_keys):
+        return None
+    return raw
+
+
+def load_timm_folder(path: str | os.PathLike):
+    """The model and zoo config of a timm model folder (``model.safetensors`` or ``pytorch_model.bin`` beside
+    timm's config.json), built as ``timm/<architecture>``. Returns ``(model, config)``."""
+    raw = timm_folder_config(path)
+    if raw is None:
+        raise CheckpointError(f"{str(path)!r} is not a timm model folder (config.json with timm's 'architecture')")
+    cfg = dict(raw.get("pretrained_cfg") or {k: v for k, v in raw.items() if k != "architecture"})
+    args = dict(raw.get("model_args") or {})
+    num_classes = int(args.pop("num_classes", raw.get("num_classes", cfg.get("num_classes", 1000))))
+    in_chans = int(args.pop("in_chans", (cfg.get("input_size") or [3])[0]))
+    model = create_model(f"timm/{raw['architecture']}", num_classes=num_classes, in_chans=in_chans, **args)
+    try:
+        model.load_state_dict(_timm_weights(Path(path)), strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"weights in {str(path)!r} do not fit timm's {raw['architecture']}: {detail_line(exc)}") from None
+    names = raw.get("label_names") or cfg.get("label_names")
+    config = make_config(model, class_names=list(names) if names and len(names) == num_classes else None,
+                         mean=cfg.get("mean"), std=cfg.get("std"), input_size=cfg.get("input_size"))
+    model.eval()
+    model_info(model).config = config
+    return model, config
+
+
+def _timm_weights(folder: Path) -> dict[str, Any]:
+    if (folder / WEIGHTS_FILE).is_file():
+        return load_state_dict(folder)
+    for name in ("pytorch_model.bin", "pytorch_model.pth"):
+        if (folder / name).is_file():
+            import torch
+
+            try:
+                return torch.load(folder / name, map_location="cpu", weights_only=True)
+            except Exception as exc:
+                raise CheckpointError(f"cannot read weights {str(folder / name)!r}: {detail_line(exc)}") from None
+    raise CheckpointError(f"{str(folder)!r} has no {WEIGHTS_FILE} or pytorch_model.bin")
 
 
 # -- writing -------------------------------------------------------------------
@@ -175,7 +272,7 @@ def save_checkpoint(
         weights = tmp / WEIGHTS_FILE
         save_file(state_dict_for_saving(model), str(weights), metadata={METADATA_KEY: json.dumps(config)})
         fsync_file(weights)
-        write_json(tmp / CONFIG_FILE, config)
+        write_json(tmp / CONFIG_FILE, config_to_disk(config))
         if training_state is not None:
             import torch
 

@@ -147,7 +147,26 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"cannot read {config_path}: {exc}") from None
     if not isinstance(config, dict) or "architecture" not in config:
         raise CheckpointError(f"{config_path} is not a zoo checkpoint config (no 'architecture')")
-    return config
+    return config_from_disk(config)
+
+
+def config_to_disk(config: dict[str, Any]) -> dict[str, Any]:
+    """config.json as written: for a model timm builds, ``architecture`` is timm's name (what
+    ``timm.create_model("local-dir:CKPT")`` reads) and zoo's is kept as ``zoo_architecture``."""
+    if "timm_architecture" not in config:
+        return config
+    out = {k: v for k, v in config.items() if k != "timm_architecture"}
+    out["architecture"], out["zoo_architecture"] = config["timm_architecture"], config["architecture"]
+    return out
+
+
+def config_from_disk(config: dict[str, Any]) -> dict[str, Any]:
+    """The in-memory config (``architecture``: zoo's name) of a config.json, old or new."""
+    if "zoo_architecture" not in config:
+        return config
+    out = {k: v for k, v in config.items() if k != "zoo_architecture"}
+    out["architecture"], out["timm_architecture"] = config["zoo_architecture"], config["architecture"]
+    return out
 
 
 def _config_from_safetensors(path: Path) -> dict[str, Any]:

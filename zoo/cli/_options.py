@@ -111,3 +111,180 @@ def memory_option(default: float = 512):
     """``--memory-mb``: the activation budget that sizes inference batches (zoo.data.budget)."""
     return click.option("--memory-mb", type=float, default=default, show_default=True,
                         help="Memory budget of one inference batch's activations; sizes the batches.")
+
+
+DATA_HELP = ("Image folder (class sub-folders; or train/ and val/), a .csv/.tsv table of paths and labels,"
+             " or SCHEME:NAME such as demo:cats.")
+
+
+def table_options(multi_label: bool = True):
+    """The options that read a ``--data`` table (zoo.data.table): its column names and label delimiter."""
+    options = [
+        click.option("--path-col", help="The table's image path column [path, file, filename, image, ...]."),
+        click.option("--label-col", help="The table's label column [label, labels, tags, class, ...]."),
+        click.option("--valid-col", help="The table's column marking validation rows [is_valid when present]."),
+    ]
+    if multi_label:
+        options.append(click.option("--multi-label", is_flag=True,
+                                    help="Several labels per table row (sigmoid outputs, BCE loss)."))
+    options.append(click.option("--label-delim", default=" ", show_default=repr(" "),
+                                help="What separates the labels of one row with --multi-label."))
+
+    def apply(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return apply
+
+
+# -- recipe files (--config) -----------------------------------------------------
+
+RECIPE_SUFFIXES = (".toml", ".yaml", ".yml", ".json")
+# Keys of a recorded run (config.json's train_args) that are the run's own, not options to repeat.
+_RECORDED_ONLY = {"task", "world_size", "out", "resume"}
+
+
+def config_option():
+    """``--config FILE``: option values from a TOML/YAML recipe, or a checkpoint's config.json to rerun it.
+
+    The file fills click's ``default_map``, so flags on the command line still win.
+    """
+
+    def load(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is not None:
+            ctx.default_map = {**(ctx.default_map or {}), **read_recipe(value, ctx.command)}
+        return value
+
+    return click.option("--config", "config_file", type=click.Path(dir_okay=False), is_eager=True,
+                        expose_value=False, callback=load, metavar="FILE",
+                        help="Options from a TOML/YAML recipe (keys: the long option names), or a checkpoint's"
+                             " config.json to rerun it; flags given here win.")
+
+
+def shipped_recipes() -> dict[str, Any]:
+    """The recipes that come with zoo (``zoo/assets/recipes/NAME.toml``): name -> path."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "assets" / "recipes"
+    return {p.stem: p for p in sorted(folder.glob("*.toml"))}
+
+
+def recipe_option():
+    """``--recipe NAME``: a shipped recipe (:func:`shipped_recipes`); ``--config`` and flags win over it."""
+
+    def load(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is None:
+            return None
+        recipes = shipped_recipes()
+        if value not in recipes:
+            raise click.BadParameter(f"no recipe {value!r}; zoo ships {', '.join(recipes) or 'none'}",
+                                     ctx=ctx, param=param)
+        ctx.default_map = {**read_recipe(str(recipes[value]), ctx.command), **(ctx.default_map or {})}
+        return value
+
+    return click.option("--recipe", is_eager=True, expose_value=False, callback=load, metavar="NAME",
+                        help="A preset shipped with zoo: linear-probe, gradual-unfreeze or full"
+                             " (zoo/assets/recipes); --config and flags win over it.")
+
+
+def _load_recipe_file(path: str) -> dict[str, Any]:
+    import json
+    from pathlib import Path
+
+    file = Path(path)
+    suffix = file.suffix.lower()
+    if suffix not in RECIPE_SUFFIXES:
+        raise click.BadParameter(f"{path!r} is not a recipe; use a .toml, .yaml or .json file", param_hint="--config")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {path!r}: {exc.strerror or exc}", param_hint="--config") from None
+    try:
+        if suffix == ".toml":
+            import tomllib
+
+            values = tomllib.loads(text)
+        elif suffix == ".json":
+            values = json.loads(text)
+        else:
+            try:
+                import yaml
+            except ImportError:
+                raise click.ClickException(f"reading the YAML recipe {path!r} needs PyYAML: pip install pyyaml"
+                                           " (or write the recipe as TOML)") from None
+            values = yaml.safe_load(text) or {}
+    except click.ClickException:
+        raise
+    except Exception as exc:  # tomllib, json and yaml each have their own error type
+        raise click.BadParameter(f"{path!r} does not parse: {first_line(exc)}", param_hint="--config") from None
+    if not isinstance(values, dict):
+        raise click.BadParameter(f"{path!r} must hold a table of option = value", param_hint="--config")
+    return values
+
+
+def first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def recorded_options(config: dict[str, Any]) -> dict[str, Any]:
+    """The options of the run a checkpoint's config.json records, keyed by parameter name."""
+    args = dict(config.get("train_args") or {})
+    values: dict[str, Any] = {k: v for k, v in args.items() if k not in _RECORDED_ONLY and v is not None}
+    finetune = dict(config.get("finetune") or {})
+    source = finetune.pop("source_argument", None)
+    finetune.pop("source", None)  # a description ("checkpoint runs/x/best"), not the argument
+    values.update({k: v for k, v in finetune.items() if v is not None})
+    if "plot" in values:
+        values["no_plot"] = not values.pop("plot")
+    if "progress" in values:
+        values["quiet"] = not values.pop("progress")
+    if values.get("cache") == "auto":
+        values.pop("cache")
+    if config.get("finetune") is not None:
+        values["source"] = source
+    else:
+        values["name"] = config.get("zoo_architecture") or config.get("architecture")
+    return values
+
+
+def read_recipe(path: str, command: click.Command) -> dict[str, Any]:
+    """A recipe's values for ``command``'s parameters (its ``default_map``); unknown keys are refused."""
+    import difflib
+
+    raw = _load_recipe_file(path)
+    recorded = "train_args" in raw and "architecture" in raw
+    if recorded:
+        raw = recorded_options(raw)
+    params: dict[str, click.Parameter] = {}
+    for param in command.params:
+        if param.name in (None, "config_file", "help"):
+            continue
+        params[param.name] = param
+        for opt in param.opts:
+            params.setdefault(opt.lstrip("-"), param)
+            params.setdefault(opt.lstrip("-").replace("-", "_"), param)
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        param = params.get(str(key))
+        if param is None:
+            if recorded:
+                continue  # what a recorded run holds beyond this command's options
+            shown = sorted({p.opts[0].lstrip("-") if isinstance(p, click.Option) else p.name
+                            for p in params.values()})
+            close = difflib.get_close_matches(str(key), shown, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; the keys are the long option names: {', '.join(shown)}"
+            raise click.BadParameter(f"{path!r} has an unknown key {key!r}{hint}", param_hint="--config")
+        out[param.name] = _recipe_value(value, param)
+    return out
+
+
+def _recipe_value(value: Any, param: click.Parameter) -> Any:
+    """A TOML/YAML value in the form click parses: lists as 'a,b', key tables as KEY=VALUE lists."""
+    if getattr(param, "multiple", False):
+        if isinstance(value, dict):
+            return [f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in value.items()]
+        return list(value) if isinstance(value, (list, tuple)) else [value]
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return value

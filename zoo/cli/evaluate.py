@@ -7,18 +7,28 @@ from pathlib import Path
 
 import click
 
-from zoo.cli._options import amp_option, deprecated, device_option, json_option, memory_option
+from zoo.cli._options import DATA_HELP, amp_option, deprecated, device_option, json_option, memory_option, table_options
 
 SPLIT = click.option("--split", type=click.Choice(["auto", "train", "val", "all"]), default="auto", show_default=True,
                      help="Which part of DATA: auto is val/ when present, else the whole folder.")
-DATA = click.option("--data", required=True, help="Image folder (class sub-folders) or SCHEME:NAME such as demo:cats.")
+DATA = click.option("--data", required=True, help=DATA_HELP)
+TABLE = table_options(multi_label=False)
+
+
+def _columns(path_col: str | None, label_col: str | None, valid_col: str | None, label_delim: str):
+    from zoo.data.table import TableColumns
+
+    return TableColumns(path=path_col, label=label_col, valid=valid_col, label_delim=label_delim)
 
 
 @click.command("evaluate")
 @click.argument("source", metavar="SOURCE", type=click.Path())
 @DATA
+@TABLE
 @SPLIT
 @click.option("--batch-size", type=int, help="Images per batch [as many as fit --memory-mb, at most 256].")
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Multi-label models: the probability that says yes, for F1 [the checkpoint's, else 0.5].")
 @memory_option()
 @device_option()
 @amp_option()
@@ -27,8 +37,11 @@ DATA = click.option("--data", required=True, help="Image folder (class sub-folde
 @click.option("--sheet", type=click.Path(dir_okay=False), hidden=True)
 @click.pass_context
 def evaluate_command(ctx: click.Context, source: str, data: str, split: str, batch_size: int | None,
-                     memory_mb: float, device: str, amp: bool | None, as_json: bool, confident: float | None, sheet: str | None) -> None:
-    """Accuracy, per-class accuracy and the confusion matrix of SOURCE (a checkpoint) on an image folder.
+                     memory_mb: float, device: str, amp: bool | None, as_json: bool, confident: float | None, sheet: str | None,
+                     path_col: str | None, label_col: str | None, valid_col: str | None, label_delim: str,
+                     threshold: float | None) -> None:
+    """Accuracy, per-class accuracy and the confusion matrix of SOURCE (a checkpoint) on an image folder;
+    for a multi-label model mAP, per-class average precision and F1 at --threshold.
 
     \b
     Examples:
@@ -37,11 +50,13 @@ def evaluate_command(ctx: click.Context, source: str, data: str, split: str, bat
     """
     if confident is not None:
         ctx.invoke(mistakes_command, source=source, data=data, split=split, min_prob=confident, sheet=sheet,
-                   batch_size=batch_size or 256, as_json=as_json)
+                   batch_size=batch_size or 256, as_json=as_json, path_col=path_col, label_col=label_col,
+                   valid_col=valid_col, label_delim=label_delim)
         return
     from zoo.train.evaluate import evaluate, format_report
 
-    result = evaluate(source, data, split=split, batch_size=batch_size, memory_mb=memory_mb, device=device, amp=amp)
+    result = evaluate(source, data, split=split, batch_size=batch_size, memory_mb=memory_mb, device=device, amp=amp,
+                      columns=_columns(path_col, label_col, valid_col, label_delim), threshold=threshold)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
@@ -51,6 +66,7 @@ def evaluate_command(ctx: click.Context, source: str, data: str, split: str, bat
 @click.command("mistakes")
 @click.argument("source", metavar="SOURCE", type=click.Path())
 @DATA
+@TABLE
 @SPLIT
 @click.option("--min-prob", type=float, default=0.95, show_default=True,
               help="List images labelled with at least this probability as a class their folder is not.")
@@ -58,7 +74,8 @@ def evaluate_command(ctx: click.Context, source: str, data: str, split: str, bat
 @click.option("--batch-size", type=int, default=256, show_default=True)
 @json_option("Print JSON (every mistake) instead of the first 20.")
 def mistakes_command(source: str, data: str, split: str, min_prob: float, sheet: str | None, batch_size: int,
-                     as_json: bool) -> None:
+                     as_json: bool, path_col: str | None = None, label_col: str | None = None,
+                     valid_col: str | None = None, label_delim: str = " ") -> None:
     """Confident mistakes of SOURCE (a checkpoint): images it labels with probability >= --min-prob although
     their folder says otherwise, e.g. cats shown to an airplane-vs-bird net, with a contact sheet.
 
@@ -70,7 +87,8 @@ def mistakes_command(source: str, data: str, split: str, min_prob: float, sheet:
     from zoo.train.confident import confident_mistakes
 
     sheet_path = sheet or str(Path(source) / "confident.png")
-    report = confident_mistakes(source, data, min_prob, split=split, sheet=sheet_path, batch_size=batch_size)
+    report = confident_mistakes(source, data, min_prob, split=split, sheet=sheet_path, batch_size=batch_size,
+                                columns=_columns(path_col, label_col, valid_col, label_delim))
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
         return

@@ -15,11 +15,13 @@ import click
 from zoo.cli._options import (
     amp_option,
     complete_model_name,
+    config_option,
     deprecated,
     device_option,
     json_option,
     parse_key_values,
     quiet_option,
+    recipe_option,
 )
 from zoo.cli.train import (
     RESUME_LAST,
@@ -55,6 +57,7 @@ def _shared_train_options() -> list[click.Parameter]:
 
 @click.command("finetune")
 @click.argument("source", required=False, metavar="[SOURCE]")
+@recipe_option()
 @click.option("--weights", type=click.Path(), help="Weight file (.safetensors, .pth, .pt) or zoo checkpoint to load into NAME.")
 @click.option("--tag", help="Which registered pretrained weights of NAME [the first]; see 'zoo info NAME'.")
 @click.option("--encoder", type=click.Path(), help="Autoencoder checkpoint (zoo pretrain autoencoder): its encoder is the backbone.")
@@ -95,6 +98,7 @@ def finetune_command(source: str | None, weights: str | None, tag: str | None, e
       zoo finetune resnet34 --data cats/ --head mlp:512 --unfreeze-after 3
       zoo finetune runs/net/best --data pics/ --freeze layer2 --dry-run
       zoo finetune --encoder runs/ae/best --data labelled/
+      zoo finetune resnet34 --data cats/ --recipe gradual-unfreeze --epochs 6
     """
     from zoo.transfer.finetune import finetune
 
@@ -139,6 +143,7 @@ def pretrain_group() -> None:
 
 @pretrain_group.command("autoencoder")
 @click.argument("name", required=False, metavar="[NAME]", shell_complete=complete_model_name)
+@config_option()
 @click.option("--data", required=True, help="Folder of images (sub-folders are read too; labels are ignored), or SCHEME:NAME.")
 @click.option("--arch", hidden=True, callback=deprecated("--arch NAME", "the positional NAME"))
 @click.option("--out", type=click.Path(file_okay=False), help="Output directory for best/ and last/ [runs/pretrain_NAME].")

@@ -19,7 +19,7 @@ from zoo.runtime.cli import ONNX_BATCH, floats, predict_options, provider_for_de
 @memory_option()
 def predict_command(model: str, inputs: tuple[str, ...], top_k: int, as_json: bool, batch_size: int | None,
                     provider: str, device: str, amp: bool | None, memory_mb: float, threads: int | None, size: str | None,
-                    mean: str | None, std: str | None, labels: str | None) -> None:
+                    mean: str | None, std: str | None, labels: str | None, threshold: float) -> None:
     """Predict the classes of INPUTS (image files or folders) with SOURCE: a model name (its pretrained
     weights), a checkpoint or an .onnx file."""
     if model.lower().endswith(".onnx"):
@@ -35,4 +35,5 @@ def predict_command(model: str, inputs: tuple[str, ...], top_k: int, as_json: bo
 
         predictor = TorchModel(model, device=device, amp=amp)
         batch_size = batch_size or predictor.budget_batch_size(memory_mb)
-    show_predictions(predictor, inputs, top_k=top_k, batch_size=batch_size or ONNX_BATCH, as_json=as_json)
+    show_predictions(predictor, inputs, top_k=top_k, batch_size=batch_size or ONNX_BATCH, as_json=as_json,
+                     threshold=threshold)

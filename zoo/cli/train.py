@@ -10,12 +10,15 @@ from pathlib import Path
 import click
 
 from zoo.cli._options import (
+    DATA_HELP,
+    config_option,
     amp_option,
     device_option,
     json_option,
     model_argument,
     parse_key_values,
     quiet_option,
+    table_options,
 )
 from zoo.runtime.cli import floats
 
@@ -65,7 +68,9 @@ def _input_size(text: str | None) -> tuple[int, int, int] | None:
 
 @click.command("train")
 @model_argument("name")
-@click.option("--data", required=True, help="Image folder (class sub-folders; or train/ and val/), or SCHEME:NAME such as demo:cats.")
+@config_option()
+@click.option("--data", required=True, help=DATA_HELP)
+@table_options()
 @click.option("--out", type=click.Path(file_okay=False), help="Output directory for best/, last/, metrics and curves [runs/NAME].")
 @click.option("--epochs", type=int, default=10, show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True)
@@ -99,7 +104,8 @@ def _input_size(text: str | None) -> tuple[int, int, int] | None:
 @click.option("--mean", help="Explicit normalisation mean, e.g. 0.485,0.456,0.406 (with --std).")
 @click.option("--std", help="Explicit normalisation std (with --mean).")
 @click.option("--input-size", help="Input size CxHxW [the architecture's].")
-@click.option("--val-split", type=float, default=0.1, show_default=True, help="Held-out fraction when DATA has no train/ and val/ (0: none).")
+@click.option("--val-split", type=float, default=0.1, show_default=True,
+              help="Held-out fraction when DATA has no train/ and val/ or validation column (0: none).")
 @click.option("--cache/--no-cache", default=None, help="Decode all images into memory [when they fit --cache-mb].")
 @click.option("--cache-mb", type=float, default=1024, show_default=True, help="Memory budget of the image cache.")
 @click.option("--workers", type=int, help="DataLoader workers when streaming [one per core, at most 8].")
@@ -108,6 +114,9 @@ def _input_size(text: str | None) -> tuple[int, int, int] | None:
 @click.option("--threads", type=int, help="CPU threads for torch [torch's default].")
 @click.option("--metrics-format", type=click.Choice(["jsonl", "csv", "both", "none"]), default="jsonl", show_default=True)
 @click.option("--no-plot", is_flag=True, help="Do not write curves.png.")
+@click.option("--logger", "loggers", multiple=True, type=click.Choice(["tensorboard", "mlflow"]),
+              help="Also log to an experiment tracker (repeatable): OUT/tensorboard, or MLflow.")
+@click.option("--tracking-uri", help="MLflow tracking URI (a server, or a store path) [./mlruns].")
 @quiet_option()
 @click.option("--resume", is_flag=False, flag_value=RESUME_LAST, default=None, metavar="[CKPT]",
               help="Continue from a checkpoint directory [OUT/last when given without a value].")
@@ -133,6 +142,8 @@ def train_command(name: str, data: str, out: str | None, nproc: int | None, as_j
       zoo train net --data demo:cats --epochs 20 --out runs/net
       zoo train net --data pics/ --val-split 0.2 --augment default --scheduler cosine
       zoo train net --data pics/ --out runs/net --resume          (continue runs/net/last)
+      zoo train net --config recipe.toml --lr 0.05                (the recipe, with another lr)
+      zoo train --config runs/net/best/config.json --out runs/again  (rerun a recorded run)
     """
     if nproc is not None and nproc > 1:
         from zoo.train.distributed import launch_nproc, relaunch_args

@@ -11,6 +11,7 @@ from typing import Any, Callable, Sequence
 from zoo.data.decode import (ESTIMATE_FROM, ImageReadError, OtherSize, PassEstimate, cache_size, decode_stored,
                              decode_uint8)
 from zoo.data.folder import FileSplit, find_layout
+from zoo.data.table import TableColumns, label_tensor
 from zoo.errors import DataError
 from zoo.runtime.skips import SkipReport
 
@@ -52,6 +53,7 @@ class ImageData:
     train: ImageSplit
     val: ImageSplit | None
     skipped: SkipReport = field(default_factory=SkipReport)  # reason -> count, with the files' names
+    multi_label: bool = False  # labels are multi-hot rows (a table read with --multi-label)
 
     @property
     def num_classes(self) -> int:
@@ -84,6 +86,7 @@ def load_image_data(
     cache_budget_mb: float = DEFAULT_CACHE_BUDGET_MB,
     threads: int | None = None,
     verbose: bool = False,
+    columns: TableColumns | None = None,
 ) -> ImageData:
     """Find the class folders of ``data`` and decode them into memory if they fit ``cache_budget_mb``.
 
@@ -95,11 +98,11 @@ def load_image_data(
     ``cache`` is ``"auto"`` (cache when it fits), ``True`` (always) or
     ``False`` (always stream). Files that are not images, and images that
     cannot be decoded, are skipped and recorded in ``ImageData.skipped``.
+    ``data`` may be a .csv/.tsv table (:mod:`zoo.data.table`; ``columns`` names its columns).
     """
-    import torch
-
     c, h, w = (int(v) for v in input_size)
-    layout = find_layout(data, val_split=val_split, seed=seed)
+    layout = find_layout(data, val_split=val_split, seed=seed, columns=columns)
+    multi, k = layout.multi_label, len(layout.class_names)
     skipped = SkipReport().update(layout.skipped)
     total = len(layout.train) + (len(layout.val) if layout.val else 0)
     stored = cache_size(layout.train.paths, c, (h, w)) if cache is not False else (h, w)
@@ -117,7 +120,7 @@ def load_image_data(
 
     def build(files: FileSplit, name: str) -> ImageSplit:
         if not use_cache:
-            return ImageSplit(list(files.paths), torch.tensor(files.labels, dtype=torch.long))
+            return ImageSplit(list(files.paths), label_tensor(files.labels, k, multi))
         report = None
         if verbose and len(files) >= ESTIMATE_FROM:
             estimate = PassEstimate(f"caching the {name} split,", len(files))
@@ -133,10 +136,10 @@ def load_image_data(
             if verbose:
                 print(f"\nzoo: the images under {str(layout.root)!r} have several sizes and do not fit"
                       f" --cache-mb {cache_budget_mb:g} at {h}x{w}: streaming them from disk", file=sys.stderr)
-            return ImageSplit(list(files.paths), torch.tensor(files.labels, dtype=torch.long))
+            return ImageSplit(list(files.paths), label_tensor(files.labels, k, multi))
         skipped.update(bad)
         paths = [files.paths[i] for i in kept]
-        labels = torch.tensor([files.labels[i] for i in kept], dtype=torch.long)
+        labels = label_tensor([files.labels[i] for i in kept], k, multi)
         return ImageSplit(paths, labels, images, (h, w) if got != (h, w) else None)
 
     train = build(layout.train, "train")
@@ -144,11 +147,11 @@ def load_image_data(
     if len(train) == 0:
         raise DataError(f"none of the {len(layout.train)} training images under {str(layout.root)!r} could be read:"
                         f" {skipped.describe()}")
-    if len(set(train.labels.tolist())) < 2:
+    if not multi and len(set(train.labels.tolist())) < 2:
         raise DataError(f"after skipping unreadable files only one class is left under {str(layout.root)!r}")
     if val is not None and len(val) == 0:
         val = None
-    return ImageData(layout.root, layout.class_names, (c, h, w), train, val, skipped)
+    return ImageData(layout.root, layout.class_names, (c, h, w), train, val, skipped, multi_label=multi)
 
 
 @dataclass(frozen=True)
@@ -169,7 +172,7 @@ class FileDataset:
     def __init__(self, paths: Sequence[Path], labels: Sequence[int], input_size: Sequence[int],
                  transform: Callable[[Any], Any] | None = None) -> None:
         self.paths = list(paths)
-        self.labels = [int(v) for v in labels]
+        self.labels = [v if isinstance(v, (list, tuple)) else int(v) for v in labels]  # multi-hot rows stay rows
         self.in_chans, self.size = int(input_size[0]), (int(input_size[1]), int(input_size[2]))
         self.transform = transform
 
@@ -202,5 +205,8 @@ def collate_skipping(items: list[Any]):
     if not good:
         return None, None, skipped
     xs = torch.stack([it[0] for it in good])
-    ys = torch.tensor([int(it[1]) for it in good], dtype=torch.long)
+    if isinstance(good[0][1], (list, tuple)):  # multi-hot rows
+        ys = torch.tensor([list(it[1]) for it in good], dtype=torch.float32)
+    else:
+        ys = torch.tensor([int(it[1]) for it in good], dtype=torch.long)
     return xs, ys, skipped

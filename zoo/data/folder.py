@@ -8,6 +8,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zoo.data.table import TableColumns, is_table, table_eval_files, table_layout
 from zoo.errors import DataError
 from zoo.runtime.preprocess import IMAGE_SUFFIXES, walk_images
 from zoo.runtime.skips import SkipReport
@@ -36,7 +37,8 @@ class FolderLayout:
     train: FileSplit
     val: FileSplit | None
     skipped: SkipReport = field(default_factory=SkipReport)  # reason -> count, with names
-    presplit: bool = False  # True when DIR/train and DIR/val were used
+    presplit: bool = False  # True when DIR/train and DIR/val were used (or a table's validation column)
+    multi_label: bool = False  # a table with several labels per row: labels are tuples of class indices
 
 
 def resolve_data_path(data: str | os.PathLike) -> Path:
@@ -55,8 +57,8 @@ def resolve_data_path(data: str | os.PathLike) -> Path:
         path = Path(resolve(source.resolve)(name))
     if not path.exists():
         raise DataError(f"data directory {text!r} does not exist")
-    if not path.is_dir():
-        raise DataError(f"--data must be a directory of class folders, got the file {text!r}")
+    if not path.is_dir() and not is_table(path):
+        raise DataError(f"--data must be a directory of class folders or a .csv/.tsv table, got the file {text!r}")
     return path
 
 
@@ -130,9 +132,18 @@ def stratified_split(files: FileSplit, fraction: float, seed: int) -> tuple[File
     return take(train_idx), take(val_idx)
 
 
-def find_layout(data: str | os.PathLike, *, val_split: float | None = 0.1, seed: int = 0) -> FolderLayout:
-    """Find the class folders of ``data``: ``train/`` + ``val/`` if present, else one folder split by ``val_split``."""
+def find_layout(data: str | os.PathLike, *, val_split: float | None = 0.1, seed: int = 0,
+                columns: TableColumns | None = None) -> FolderLayout:
+    """Find the class folders of ``data``: ``train/`` + ``val/`` if present, else one folder split by ``val_split``.
+
+    A .csv/.tsv file is read as a table (:mod:`zoo.data.table`, its columns named by ``columns``).
+    """
     root = resolve_data_path(data)
+    if is_table(root):
+        return table_layout(root, columns, val_split, seed)
+    if columns is not None and columns.multi_label:
+        raise DataError("--multi-label reads several labels per row of a .csv/.tsv table;"
+                        " class folders give one label per image")
     train_dir, val_dir = root / "train", root / "val"
     if train_dir.is_dir():
         class_names, train, skipped = scan_class_folders(train_dir)
@@ -187,8 +198,11 @@ def eval_folder(data: str | os.PathLike, split: str = "auto") -> Path:
     return target
 
 
-def eval_files(data: str | os.PathLike, split: str = "auto") -> tuple[Path, list[str], FileSplit, SkipReport]:
-    """The class folders of :func:`eval_folder`, scanned."""
+def eval_files(data: str | os.PathLike, split: str = "auto",
+               columns: TableColumns | None = None) -> tuple[Path, list[str], FileSplit, SkipReport]:
+    """The class folders of :func:`eval_folder`, scanned; or the rows of a table (:func:`table_eval_files`)."""
+    if is_table(resolve_data_path(data)):
+        return table_eval_files(resolve_data_path(data), split, columns)
     target = eval_folder(data, split)
     class_names, files, skipped = scan_class_folders(target)
     _check_classes(target, class_names, files, need_two=False)

@@ -287,6 +287,7 @@ def _finish(proto: Any, target: Path, config: dict[str, Any], task: str, dynamic
                 "in_chans": config.get("in_chans"),
             },
             md.TASK: task,
+            md.MULTI_LABEL: bool(config.get("multi_label")),
             md.DYNAMIC_AXES: {"batch": True, "spatial": bool(dynamic_hw)},
             md.ZOO_VERSION: __version__,
             md.ZOO_CONFIG: config,

@@ -36,6 +36,7 @@ class TorchModel(Predictor):
         self.module.to(self.device).eval()
         self.preprocessing = preprocessing_of(config)
         self.labels = [str(n) for n in config.get("class_names") or []] or None
+        self.multi_label = bool(config.get("multi_label"))
 
     def budget_batch_size(self, memory_mb: float | None = None) -> int:
         """Images per batch that fit ``memory_mb`` of activations (:mod:`zoo.data.budget`)."""

@@ -189,10 +189,10 @@ class _EvalSet:
     """
 
     def __init__(self, config: dict[str, Any], data: str | os.PathLike, calibration: int = 0) -> None:
-        from zoo.export.validate import preprocessing_of
-        from zoo.runtime import list_images
+        from zoo.export.validate import data_images, preprocessing_of
 
-        paths = list_images([data])
+        paths, shows = data_images(data)
+        shown = dict(zip(paths, shows))
         if not paths:
             raise ExportError(f"--data {str(data)!r} holds no images to measure the quantised accuracy on")
         self.pre = preprocessing_of(config)
@@ -209,7 +209,7 @@ class _EvalSet:
         self.paths = paths[::step][:MAX_EVAL_IMAGES]
         names = list(config.get("class_names") or [])
         index = {n: i for i, n in enumerate(names)}
-        labels = [index.get(p.parent.name) for p in self.paths]
+        labels = [index.get(shown[p]) for p in self.paths]
         self.labels = np.array(labels) if labels and all(v is not None for v in labels) else None
         self.batch = self.pre.load_batch(self.paths)
 

@@ -66,6 +66,21 @@ def synthetic_images(count: int, size: tuple[int, int], seed: int = 0) -> list[A
     return images
 
 
+def data_images(data: str | os.PathLike, skipped: SkipReport | None = None) -> tuple[list[Path], list[str | None]]:
+    """The images of ``--data`` and the class each one shows: a folder's sub-folder names, or a table's labels
+    (:mod:`zoo.data.table`; None for a multi-label row)."""
+    from zoo.data.table import TableColumns, is_table, read_table
+
+    if is_table(data):
+        table = read_table(data, TableColumns(multi_label=True))
+        if skipped is not None:
+            skipped.update(table.skipped)
+        names = [table.class_names[y[0]] if len(y) == 1 else None for y in table.labels]
+        return list(table.paths), names
+    paths = list_images([data], skipped)
+    return paths, [p.parent.name for p in paths]
+
+
 def image_batch(config: dict[str, Any], count: int, data: str | os.PathLike | None = None,
                 skipped: SkipReport | None = None) -> tuple[np.ndarray, str]:
     """``count`` preprocessed images from ``data`` (spread over the folder) or generated ones.
@@ -75,7 +90,7 @@ def image_batch(config: dict[str, Any], count: int, data: str | os.PathLike | No
     pre = preprocessing_of(config)
     if data is not None:
         skipped = SkipReport() if skipped is None else skipped
-        paths = list_images([data], skipped)
+        paths = data_images(data, skipped)[0]
         step = max(1, len(paths) // count)
         first = paths[::step][:count]
         chosen, batch = pre.load_readable(first, skipped)

@@ -34,7 +34,8 @@ def floats(value: str | None, option: str) -> list[float] | None:
     return numbers
 
 
-def show_predictions(predictor: Any, inputs: Iterable[str], *, top_k: int, batch_size: int, as_json: bool) -> None:
+def show_predictions(predictor: Any, inputs: Iterable[str], *, top_k: int, batch_size: int, as_json: bool,
+                     threshold: float = 0.5) -> None:
     """Print what ``predictor`` says about image files and folders (reconstruction error for autoencoders).
 
     Unreadable files are left out and reported on stderr in one line (count
@@ -44,6 +45,7 @@ def show_predictions(predictor: Any, inputs: Iterable[str], *, top_k: int, batch
 
     skipped = SkipReport()
     # --json: {"predictions": [...], "skipped": {count, by_reason, files}}, as every command's skipped key.
+    predictor.threshold = threshold  # multi-label models give every label at or above it
     if predictor.task == "reconstruction":
         rows = predictor.reconstruct(inputs, batch_size=batch_size, skipped=skipped)
         if as_json:
@@ -60,7 +62,7 @@ def show_predictions(predictor: Any, inputs: Iterable[str], *, top_k: int, batch
         else:
             for pred in predictions:
                 ranked = ", ".join(f"{label} {prob:.4f}" for label, prob in zip(pred.labels, pred.probabilities))
-                click.echo(f"{pred.source}: {ranked}")
+                click.echo(f"{pred.source}: {ranked or f'no label at or above {threshold:g}'}")
     if skipped:
         click.echo(f"zoo: {skipped.describe()}", err=True)
 
@@ -97,6 +99,8 @@ def predict_options(function: Any) -> Any:
         click.argument("inputs", nargs=-1, required=True),
         click.option("--top-k", "-k", type=click.IntRange(min=1), default=5, show_default=True,
                      help="Classes to show per image."),
+        click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+                     help="Multi-label models: show every label at least this probable."),
         click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text."),
         click.option("--batch-size", type=click.IntRange(min=1),
                      help="Images per batch [.onnx files: 32; checkpoints: as many as fit --memory-mb]."),
@@ -116,13 +120,15 @@ def predict_options(function: Any) -> Any:
 @click.command("predict")
 @predict_options
 def predict_command(model: str, inputs: tuple[str, ...], top_k: int, as_json: bool, batch_size: int, provider: str,
-                    threads: int | None, size: str | None, mean: str | None, std: str | None, labels: str | None) -> None:
+                    threads: int | None, size: str | None, mean: str | None, std: str | None, labels: str | None,
+                    threshold: float) -> None:
     """Predict the classes of INPUTS (image files or folders) with SOURCE, an .onnx file."""
     from .model import load
 
     predictor = load(model, provider=provider, threads=threads, size=size, mean=floats(mean, "--mean"),
                      std=floats(std, "--std"), labels=labels)
-    show_predictions(predictor, inputs, top_k=top_k, batch_size=batch_size or ONNX_BATCH, as_json=as_json)
+    show_predictions(predictor, inputs, top_k=top_k, batch_size=batch_size or ONNX_BATCH, as_json=as_json,
+                     threshold=threshold)
 
 
 @click.command("serve")

@@ -8,6 +8,7 @@ mean, std      [0.485, 0.456, 0.406]
 input_size     [3, 224, 224]  (C, H, W the model was trained at)
 architecture   {"name": "resnet34", "kwargs": {}, "num_classes": 2, "in_chans": 3}
 task           "classification" (logits out) or "reconstruction" (images out)
+multi_label    true when each output is a sigmoid of its own (several labels per image)
 dynamic_axes   {"batch": true, "spatial": false}
 zoo_version    "0.1.0"
 zoo_config     the checkpoint's whole config.json
@@ -25,6 +26,7 @@ STD = "std"
 INPUT_SIZE = "input_size"
 ARCHITECTURE = "architecture"
 TASK = "task"
+MULTI_LABEL = "multi_label"
 DYNAMIC_AXES = "dynamic_axes"
 ZOO_VERSION = "zoo_version"
 ZOO_CONFIG = "zoo_config"

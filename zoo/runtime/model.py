@@ -32,11 +32,13 @@ class Prediction:
     labels: list[str]
     indices: list[int]
     probabilities: list[float]
+    multi_label: bool = False  # then ``labels`` are every label at or above the threshold
 
     def to_dict(self) -> dict[str, Any]:
+        """``{"input", "top": [...]}``; a multi-label model's answer lists its labels under ``"labels"``."""
         return {
             "input": self.source,
-            "top": [
+            "labels" if self.multi_label else "top": [
                 {"label": label, "index": index, "probability": prob}
                 for label, index, prob in zip(self.labels, self.indices, self.probabilities)
             ],
@@ -100,6 +102,8 @@ class Predictor:
     labels: list[str] | None
     task: str = "classification"
     name: str = "model"
+    multi_label: bool = False  # sigmoid per class instead of a softmax over them
+    threshold: float = 0.5  # multi-label: the probability at which a label is given
     # Decode the next batch in a helper thread while this one runs: worth it
     # when the model runs on a GPU; on CPU the thread only takes cores away
     # from the model (measured: benchmarks/deploy_speed.py predict-overhead).
@@ -109,22 +113,29 @@ class Predictor:
         raise NotImplementedError
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        """Softmax probabilities ``(N, classes)`` for a preprocessed batch."""
+        """Probabilities ``(N, classes)`` for a preprocessed batch (softmax, or sigmoids when multi-label)."""
         if self.task != "classification":
             raise RuntimeInputError(f"{self.name} is a {self.task} model; it has no class probabilities")
-        return softmax(self.run(batch))
+        return self.scores(self.run(batch))
+
+    def scores(self, logits: np.ndarray) -> np.ndarray:
+        """The model's logits as probabilities: a softmax over classes, or one sigmoid each when multi-label."""
+        return sigmoid(logits) if self.multi_label else softmax(logits)
 
     def top_k(self, probs: np.ndarray, sources: Sequence[str], k: int = 5) -> list[Prediction]:
-        """The ``k`` most probable classes of each row of ``probs``."""
+        """The ``k`` most probable classes of each row of ``probs``; for a multi-label model every class at
+        or above ``threshold`` instead, most probable first."""
         num = probs.shape[1]
         if self.labels is not None and len(self.labels) != num:
             raise RuntimeInputError(f"{len(self.labels)} labels were given but the model has {num} outputs")
         k = max(1, min(int(k), num))
-        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        order = np.argsort(-probs, axis=1, kind="stable")
         out = []
-        for row, idx, source in zip(probs, order, sources):
+        for row, ranked, source in zip(probs, order, sources):
+            idx = [i for i in ranked if row[i] >= self.threshold] if self.multi_label else ranked[:k]
             names = [self.labels[i] if self.labels else str(i) for i in idx]
-            out.append(Prediction(str(source), names, [int(i) for i in idx], [float(row[i]) for i in idx]))
+            out.append(Prediction(str(source), names, [int(i) for i in idx], [float(row[i]) for i in idx],
+                                  self.multi_label))
         return out
 
     def predict_array(self, batch: np.ndarray, top_k: int = 5) -> list[Prediction]:
@@ -249,6 +260,7 @@ class OnnxModel(Predictor):
         self.output_name = self.session.get_outputs()[0].name
         self.prefetch = self.providers[0] != PROVIDERS["cpu"]
         self.task = str(self.metadata.get(md.TASK, "classification"))
+        self.multi_label = self.metadata.get(md.MULTI_LABEL) is True
         self.preprocessing = self._preprocessing(size, mean, std)
         self.labels = self._labels(labels)
 
@@ -351,11 +363,19 @@ class OnnxModel(Predictor):
             "path": str(self.path),
             "architecture": arch.get("name") if isinstance(arch, dict) else arch,
             "task": self.task,
+            "multi_label": self.multi_label,
             "providers": self.providers,
             "input_shape": self.input_shape,
             **self.preprocessing.to_dict(),
             "num_labels": len(self.labels) if self.labels else None,
         }
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Element-wise logistic function in float64, without overflow for large negative logits."""
+    z = np.asarray(logits, dtype=np.float64)
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -412,4 +432,4 @@ def load(path: str | os.PathLike, **options: Any) -> OnnxModel:
     return OnnxModel(path, **options)
 
 
-__all__ = ["OnnxModel", "Prediction", "Predictor", "choose_providers", "load", "open_image", "open_session", "read_labels", "softmax"]
+__all__ = ["OnnxModel", "Prediction", "Predictor", "choose_providers", "load", "open_image", "open_session", "read_labels", "sigmoid", "softmax"]

@@ -47,8 +47,8 @@ Keyword arguments of ``Trainer`` (besides ``TrainConfig`` fields given as keywor
     (keep frozen BatchNorm in eval there) and ``model.train()`` otherwise;
     ``extra_config``: extra entries for config.json (merged into :func:`zoo.checkpoint.make_config`);
     ``dist``: a :class:`zoo.train.distributed.DistContext` (default: from torchrun's environment);
-    ``task``: a :class:`zoo.train.tasks.Task` (default classification; :class:`ReconstructionTask` trains
-    autoencoders); ``forward_module``: the part of the model the loop runs (default the model; the
+    ``task``: a :class:`zoo.train.tasks.Task` (default classification, or :class:`MultiLabelTask` for
+    multi-label data or ``multi_label=True``; :class:`ReconstructionTask` trains autoencoders); ``forward_module``: the part of the model the loop runs (default the model; the
     classifier alone when training on cached features), while checkpoints save the whole model.
 
 Useful attributes while training: ``trainer.model`` (unwrapped), ``trainer.optimizer``,
@@ -74,7 +74,7 @@ from zoo.train.api import fit, load_folder_for, train
 from zoo.train.callbacks import Callback, ProgressReporter
 from zoo.train.config import TrainConfig
 from zoo.train.evaluate import EvalResult, evaluate, format_report
-from zoo.train.tasks import ClassificationTask, ReconstructionTask, Task
+from zoo.train.tasks import ClassificationTask, MultiLabelTask, ReconstructionTask, Task
 from zoo.train.trainer import (
     Trainer,
     TrainingDivergedError,
@@ -83,7 +83,7 @@ from zoo.train.trainer import (
 )
 
 __all__ = [
-    "Callback", "ClassificationTask", "EvalResult", "ProgressReporter", "ReconstructionTask", "Task",
+    "Callback", "ClassificationTask", "EvalResult", "MultiLabelTask", "ProgressReporter", "ReconstructionTask", "Task",
     "TrainConfig", "TrainResult", "Trainer", "TrainingDivergedError", "evaluate", "fit", "format_report",
     "load_folder_for", "model_train_mode", "select_device", "train",
 ]

@@ -52,6 +52,7 @@ def train(*args: Any, **kwargs: Any) -> TrainResult:
 def load_folder_for(model: Any, data: str | os.PathLike, cfg: TrainConfig, input_size: Sequence[int] | None = None):
     """Decode the image folder ``data`` at the input size ``model`` (a name or a built model) expects."""
     from zoo.data.dataset import load_image_data
+    from zoo.data.table import table_columns
     from zoo.plugins import get_spec
 
     size = input_size or cfg.input_size
@@ -67,4 +68,4 @@ def load_folder_for(model: Any, data: str | os.PathLike, cfg: TrainConfig, input
         in_chans = cfg.model_args.get("in_chans", spec.in_chans) if info is None else info.in_chans
         size = (in_chans, *spec.input_size[1:])
     return load_image_data(data, size, val_split=cfg.val_split, seed=cfg.seed, cache=cfg.cache,
-                           cache_budget_mb=cfg.cache_mb, verbose=cfg.progress)
+                           cache_budget_mb=cfg.cache_mb, verbose=cfg.progress, columns=table_columns(cfg))

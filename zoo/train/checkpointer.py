@@ -193,4 +193,4 @@ def config_for(trainer: "Trainer", metrics: Mapping[str, Any] | None = None) -> 
     train_args["world_size"] = trainer.dist.world_size
     return make_config(trainer.model, class_names=trainer.class_names, mean=trainer.mean, std=trainer.std,
                        input_size=trainer.input_size, train_args=train_args, metrics=dict(metrics or {}),
-                       **trainer.extra_config)
+                       **trainer.task.config_entries(), **trainer.extra_config)

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.data.folder import eval_folder
+from zoo.data.folder import eval_folder, resolve_data_path
+from zoo.data.table import is_table, table_eval_files
 from zoo.errors import DataError
 from zoo.runtime.preprocess import walk_images
 
@@ -67,6 +68,7 @@ def confident_mistakes(
     sheet: str | os.PathLike | None = None,
     batch_size: int = 256,
     max_sheet: int = 64,
+    columns: Any = None,
 ) -> ConfidentReport:
     """Images under ``data`` whose predicted class differs from their folder, with probability >= ``threshold``.
 
@@ -86,8 +88,12 @@ def confident_mistakes(
     if not 0.0 < threshold <= 1.0:
         raise DataError(f"--min-prob takes a probability in (0, 1], got {threshold}")
     model, config = load_checkpoint(checkpoint)
-    root = eval_folder(data, split)
-    files = _image_files(root)
+    if is_table(resolve_data_path(data)):  # a table's label column plays the folder's part
+        root, table_names, rows, _ = table_eval_files(resolve_data_path(data), split, columns)
+        files = [(p, table_names[y]) for p, y in zip(rows.paths, rows.labels)]
+    else:
+        root = eval_folder(data, split)
+        files = _image_files(root)
     if not files:
         raise DataError(f"{str(root)!r} contains no images")
     names = list(config["class_names"])

@@ -8,6 +8,10 @@ from typing import Any
 from zoo.errors import ZooError
 
 
+# The experiment trackers --logger names (zoo.train.loggers builds them).
+LOGGERS = ("tensorboard", "mlflow")
+
+
 @dataclass
 class TrainConfig:
     """Options of a training run; ``zoo train`` fills it from the command line."""
@@ -35,7 +39,12 @@ class TrainConfig:
     seed: int = 0
     augment: str = "none"  # e.g. "crop=4,flip" or "default"; training split only
     normalize: str = "dataset"  # dataset (mean/std of the training images) | model (the spec's / weights' own)
-    val_split: float = 0.1  # used when the folder has no train/ and val/
+    val_split: float = 0.1  # used when the folder has no train/ and val/ (or the table no validation column)
+    path_col: str | None = None  # a table's image path column [path, file, filename, ...]
+    label_col: str | None = None  # a table's label column [label, labels, tags, class, ...]
+    valid_col: str | None = None  # a table's validation-row column [is_valid]
+    multi_label: bool = False  # several labels per table row, split by label_delim; sigmoid/BCE training
+    label_delim: str = " "
     cache: bool | str = "auto"  # decode into memory when it fits cache_mb
     cache_mb: float = 1024
     workers: int | None = None  # DataLoader workers when streaming
@@ -43,6 +52,8 @@ class TrainConfig:
     val_batch_size: int | None = None  # default: 2 x batch_size, fewer when the memory budget says so
     memory_mb: float = 512  # activations of one inference batch (validation, feature pass); zoo.data.budget
     metrics_format: str = "jsonl"  # jsonl | csv | both | none
+    loggers: tuple[str, ...] = ()  # experiment trackers: tensorboard, mlflow (zoo.train.loggers)
+    tracking_uri: str | None = None  # MLflow's store [./mlruns]
     plot: bool = True
     progress: bool = True
     out: str | None = None
@@ -83,6 +94,10 @@ class TrainConfig:
             if not ok:
                 raise ZooError(message)
         self.milestones = tuple(int(m) for m in self.milestones)
+        self.loggers = tuple(str(v).lower() for v in self.loggers)
+        unknown = [v for v in self.loggers if v not in LOGGERS]
+        if unknown:
+            raise ZooError(f"unknown --logger {unknown[0]!r}; choose from {', '.join(LOGGERS)}")
         if self.input_size is not None:
             self.input_size = tuple(int(v) for v in self.input_size)  # type: ignore[assignment]
 

@@ -24,9 +24,22 @@ class EvalResult:
     confusion: list[list[int]]  # rows: true class, columns: predicted class
     skipped: SkipReport = field(default_factory=SkipReport)  # reason -> count, with the files' names
     data: str | None = None
+    # Multi-label models: accuracy is the exact-match rate, per_class_accuracy the per-label one.
+    multi_label: bool = False
+    threshold: float | None = None
+    mean_ap: float | None = None  # macro mAP over the classes present
+    per_class_ap: dict[str, float | None] = field(default_factory=dict)
+    f1: float | None = None  # macro F1 at the threshold
+    per_class_f1: dict[str, float | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly view (``zoo evaluate --json``)."""
+        if self.multi_label:
+            return {"multi_label": True, "mean_ap": self.mean_ap, "f1": self.f1, "threshold": self.threshold,
+                    "exact_match": self.accuracy, "loss": self.loss, "num_images": self.num_images,
+                    "class_names": self.class_names, "per_class_ap": self.per_class_ap,
+                    "per_class_f1": self.per_class_f1, "per_class_accuracy": self.per_class_accuracy,
+                    "skipped": as_report(self.skipped).to_dict(), "data": self.data}
         return {
             "accuracy": self.accuracy,
             "loss": self.loss,
@@ -50,16 +63,20 @@ def evaluate(
     cache_mb: float = 1024,
     workers: int | None = None,
     amp: bool | None = None,
+    columns: Any = None,
+    threshold: float | None = None,
 ) -> EvalResult:
     """Evaluate a checkpoint (a directory, or a model loaded by :func:`zoo.load`) on ``data``.
 
     ``data`` is an image folder (``DIR/val`` when it exists, else ``DIR``;
-    ``split`` picks ``train``, ``val`` or ``all`` explicitly), ``scheme:name``,
+    ``split`` picks ``train``, ``val`` or ``all`` explicitly), a .csv/.tsv table
+    (its validation rows when it marks some; ``columns`` names its columns), ``scheme:name``,
     or a pair of tensors ``(inputs, labels)`` already prepared for the model.
     The folder's class names must be among the checkpoint's. Without
     ``batch_size``, batches hold as many images as fit ``memory_mb``
     (:func:`zoo.data.budget.budget_batch_size`). ``amp`` follows
-    :func:`zoo.devices.autocast_choice` (None: bf16 on CPUs with bfloat16 units).
+    :func:`zoo.devices.autocast_choice` (None: bf16 on CPUs with bfloat16 units). A multi-label model (config.json's
+    ``multi_label``) is scored by average precision and by F1 at ``threshold`` [the config's, else 0.5].
     """
     import torch
 
@@ -83,13 +100,20 @@ def evaluate(
     class_names = list(config["class_names"])
     num_classes = int(config["num_classes"])
     input_size = tuple(int(v) for v in config["input_size"])
+    multi = bool(config.get("multi_label"))
+    if multi:
+        from dataclasses import replace
+
+        from zoo.data.table import TableColumns
+
+        columns = replace(columns or TableColumns(), multi_label=True)
     skipped = SkipReport()
     where = None
     estimate = None
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
-        source: Any = (data[0], data[1].long())
+        source: Any = (data[0], data[1].float() if multi else data[1].long())
     else:
-        folder, names, files, scanned = eval_files(data, split)
+        folder, names, files, scanned = eval_files(data, split, columns)
         skipped.update(scanned)
         where = str(folder)
         unknown = [n for n in names if n not in class_names]
@@ -101,7 +125,7 @@ def evaluate(
             )
         # Folder labels -> the checkpoint's class indices.
         remap = [class_names.index(n) for n in names]
-        labels = torch.tensor([remap[i] for i in files.labels], dtype=torch.long)
+        labels = _labels(files.labels, remap, num_classes, multi)
         hw = tuple(input_size[1:])
         estimate = PassEstimate("evaluating", len(files))
         stored = cache_size(files.paths, input_size[0], hw)
@@ -135,14 +159,21 @@ def evaluate(
             if out.shape[1] != num_classes:
                 raise CheckpointError(f"the model gives {out.shape[1]} outputs but its config says {num_classes} classes")
             y = y.to(dev)
-            loss_sum += float(torch.nn.functional.cross_entropy(out, y, reduction="sum"))
+            if multi:
+                loss_sum += float(torch.nn.functional.binary_cross_entropy_with_logits(out, y.float(), reduction="sum"))
+                preds.append(torch.sigmoid(out).cpu())
+            else:
+                loss_sum += float(torch.nn.functional.cross_entropy(out, y, reduction="sum"))
+                preds.append(out.argmax(1).cpu())
             n += y.shape[0]
             if estimate is not None and not source.cached:
                 estimate(n)
-            preds.append(out.argmax(1).cpu())
             targets.append(y.cpu())
     skipped.update(getattr(batches, "skipped", None))
     p, t = torch.cat(preds), torch.cat(targets)
+    if multi:
+        cut = float(threshold if threshold is not None else config.get("threshold", 0.5))
+        return multi_label_result(p, t, class_names, cut, loss_sum / max(1, n * num_classes), skipped, where)
     cm = confusion_matrix(p, t, num_classes)
     per_class = dict(zip(class_names, per_class_accuracy(cm)))
     return EvalResult(
@@ -151,8 +182,51 @@ def evaluate(
     )
 
 
+def _labels(labels: list[Any], remap: list[int], num_classes: int, multi: bool):
+    """The data's labels as the checkpoint's class indices: a long vector, or multi-hot rows."""
+    import torch
+
+    from zoo.data.table import label_tensor
+
+    if not multi:
+        return torch.tensor([remap[i] for i in labels], dtype=torch.long)
+    rows = [tuple(remap[j] for j in y) if isinstance(y, tuple) else (remap[y],) for y in labels]
+    return label_tensor(rows, num_classes, True)
+
+
+def multi_label_result(probs: Any, targets: Any, class_names: list[str], threshold: float, loss: float,
+                       skipped: SkipReport, data: str | None) -> EvalResult:
+    """The metrics of sigmoid outputs ``probs`` against multi-hot ``targets``: AP, F1, exact match."""
+    from zoo.train.metrics import average_precision, f1_scores, mean_of
+
+    decided, true = probs >= threshold, targets > 0.5
+    ap, f1 = average_precision(probs, targets), f1_scores(probs, targets, threshold)
+    per_label = (decided == true).float().mean(0).tolist()
+    return EvalResult(
+        accuracy=float((decided == true).all(1).float().mean()), loss=loss, num_images=int(probs.shape[0]),
+        class_names=class_names, per_class_accuracy=dict(zip(class_names, per_label)), confusion=[],
+        skipped=skipped, data=data, multi_label=True, threshold=threshold, mean_ap=mean_of(ap),
+        per_class_ap=dict(zip(class_names, ap)), f1=mean_of(f1), per_class_f1=dict(zip(class_names, f1)),
+    )
+
+
+def _format_multi_label(result: EvalResult) -> str:
+    def num(v: float | None) -> str:
+        return "-" if v is None else f"{v:.4f}"
+
+    lines = [f"mAP {num(result.mean_ap)}  F1 {num(result.f1)} at threshold {result.threshold:g}"
+             f"  exact match {100 * result.accuracy:.2f}%  ({result.num_images} images, loss {result.loss:.4f})"]
+    if result.skipped:
+        lines.append(as_report(result.skipped).describe())
+    rows = [[name, num(result.per_class_ap[name]), num(result.per_class_f1[name])] for name in result.class_names]
+    lines.append(table(rows, ["CLASS", "AP", "F1"], rule=False, indent="  "))
+    return "\n".join(lines)
+
+
 def format_report(result: EvalResult, max_classes: int = 30) -> str:
     """A text report: accuracy, per-class accuracy and the confusion matrix (small class counts)."""
+    if result.multi_label:
+        return _format_multi_label(result)
     lines = [f"accuracy  {100 * result.accuracy:.2f}%  ({result.num_images} images, loss {result.loss:.4f})"]
     if result.skipped:
         lines.append(as_report(result.skipped).describe())

@@ -94,3 +94,34 @@ def per_class_accuracy(confusion) -> list[float | None]:
     """Recall of each class (None for classes absent from the data)."""
     totals = confusion.sum(1)
     return [float(confusion[i, i] / totals[i]) if totals[i] > 0 else None for i in range(confusion.shape[0])]
+
+
+def average_precision(scores, targets) -> list[float | None]:
+    """Average precision of each class (column): the mean, over the class's positives, of the precision
+    among the images ranked at or above each one; None for a class without positives."""
+    import torch
+
+    scores, targets = scores.double(), (targets > 0.5).double()
+    n = scores.shape[0]
+    ranks = torch.arange(1, n + 1, dtype=torch.float64)
+    out: list[float | None] = []
+    for c in range(scores.shape[1]):
+        hits = targets[torch.argsort(-scores[:, c], stable=True), c]
+        positives = float(hits.sum())
+        out.append(float((torch.cumsum(hits, 0) / ranks * hits).sum() / positives) if positives else None)
+    return out
+
+
+def f1_scores(scores, targets, threshold: float) -> list[float | None]:
+    """F1 of each class when scores at or above ``threshold`` say yes; None when the class is never
+    present nor predicted."""
+    pred, true = scores >= threshold, targets > 0.5
+    tp = (pred & true).sum(0).double()
+    wrong = (pred ^ true).sum(0).double()
+    return [float(2 * t / (2 * t + w)) if (2 * t + w) > 0 else None for t, w in zip(tp, wrong)]
+
+
+def mean_of(values) -> float | None:
+    """The mean of the values that are not None (a macro average), or None when there are none."""
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None

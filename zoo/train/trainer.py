@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from zoo.errors import CheckpointError, DataError, ZooError
+from zoo.errors import ZooError
 from zoo.registry import model_info
 from zoo.train import checkpointer as ckpt
 from zoo.train import epoch as epoch_steps
@@ -31,7 +31,7 @@ from zoo.train.result import TrainResult, model_train_mode
 from zoo.train.scope import ProcessState
 from zoo.train.setup import setup_run
 from zoo.train.state import RunState, resolve_monitor
-from zoo.train.tasks import ClassificationTask, Task
+from zoo.train.tasks import ClassificationTask, MultiLabelTask, Task
 
 __all__ = ["Trainer", "TrainResult", "TrainingDivergedError", "model_train_mode"]
 
@@ -70,7 +70,9 @@ class Trainer:
 
             dist = from_env()
         self.dist = dist
-        self.task = task or ClassificationTask(cfg.loss, cfg.label_smoothing)
+        multi = cfg.multi_label or bool(getattr(train_data, "multi_label", False))
+        self.task = task or (MultiLabelTask(label_smoothing=cfg.label_smoothing) if multi
+                             else ClassificationTask(cfg.loss, cfg.label_smoothing))
         data = unpack_data(train_data, val_data, class_names, input_size)
         self.train_data, self.val_data, self.class_names, input_size, self.skipped, self.data_root = data
         if isinstance(model, str):
@@ -89,6 +91,10 @@ class Trainer:
         # The options' own callbacks (mixup, accumulation, EMA) run first, the caller's after them.
         self.callbacks = extras.from_config(cfg, self.task, len(self.class_names))
         self.callbacks += [cb if isinstance(cb, Callback) else FunctionCallback(cb) for cb in callbacks]
+        if cfg.loggers and dist.is_main:  # experiment trackers (zoo.train.loggers), beside the run's files
+            from zoo.train.loggers import make_loggers
+
+            self.callbacks.extend(make_loggers(cfg.loggers, cfg.out, cfg.tracking_uri))
         self.reporter = ProgressReporter() if (cfg.progress and dist.is_main) else None
         if self.reporter is not None:
             self.callbacks.insert(0, self.reporter)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from zoo.checkpoint import LOCAL_DIR, timm_folder_config
 from zoo.errors import ZooError
 from zoo.registry import model_info
 from zoo.train.scope import restores_process
@@ -81,6 +82,13 @@ def is_checkpoint(source: str) -> bool:
     return path.is_dir() or (path.is_file() and path.suffix == ".safetensors")
 
 
+def _timm_folder(source: str) -> str | None:
+    """The folder of ``local-dir:PATH`` or of a bare timm model folder; None for other sources."""
+    if source.startswith(LOCAL_DIR):
+        return source[len(LOCAL_DIR):]
+    return source if timm_folder_config(source) is not None else None
+
+
 def build_backbone(source: str | None, num_classes: int, options: FinetuneOptions,
                    model_args: dict[str, Any] | None = None) -> tuple[Any, str, str, dict[str, Any]]:
     """The pretrained model with a classifier for ``num_classes``: ``(model, source, weights_from, norm)``."""
@@ -95,6 +103,13 @@ def build_backbone(source: str | None, num_classes: int, options: FinetuneOption
         return model, f"encoder of {options.encoder}", str(options.encoder), _norm(config)
     if not source:
         raise ZooError("name a model or checkpoint to finetune, or pass --encoder CKPT; see 'zoo list'")
+    local = _timm_folder(source)
+    if local is not None:  # local-dir:PATH, or a folder timm (or the Hugging Face hub) saved
+        from zoo.checkpoint import load_checkpoint, load_timm_folder
+
+        model, config = load_timm_folder(local) if timm_folder_config(local) else load_checkpoint(local)
+        model.train()
+        return model, f"timm folder {local}", local, _norm(config)
     if is_checkpoint(source):
         from zoo.checkpoint import load_checkpoint
 
@@ -294,7 +309,7 @@ def finetune(
     if cfg.normalize == "model" and mean is None:
         mean, std = prepared.mean, prepared.std
     extra = {"finetune": {**options.to_dict(), "source": prepared.source, "weights_from": prepared.weights_from,
-                          "cached_features": cached}}
+                          "cached_features": cached, "source_argument": source, "data": str(dataset.root)}}
     from zoo.train import Trainer
 
     callbacks = []
@@ -411,7 +426,9 @@ def _class_names(data: Any, cfg: Any) -> list[str]:
         return list(data.class_names)
     from zoo.data.folder import find_layout
 
-    return list(find_layout(data, val_split=cfg.val_split, seed=cfg.seed).class_names)
+    from zoo.data.table import table_columns
+
+    return list(find_layout(data, val_split=cfg.val_split, seed=cfg.seed, columns=table_columns(cfg)).class_names)
 
 
 def _load(data: Any, source: str | None, options: FinetuneOptions, cfg: Any, input_size=None, cache=None):
@@ -425,9 +442,11 @@ def _load(data: Any, source: str | None, options: FinetuneOptions, cfg: Any, inp
             return data
         data = data.root
     size = input_size or cfg.input_size or _source_input_size(source, options)
+    from zoo.data.table import table_columns
+
     return load_image_data(data, size, val_split=cfg.val_split, seed=cfg.seed,
                            cache=cfg.cache if cache is None else cache, cache_budget_mb=cfg.cache_mb,
-                           verbose=cfg.progress)
+                           verbose=cfg.progress, columns=table_columns(cfg))
 
 
 def _source_input_size(source: str | None, options: FinetuneOptions) -> tuple[int, int, int]:
@@ -436,8 +455,12 @@ def _source_input_size(source: str | None, options: FinetuneOptions) -> tuple[in
 
     if options.encoder:
         return tuple(load_config(options.encoder)["input_size"])
-    if source and is_checkpoint(source):
-        return tuple(load_config(source)["input_size"])
+    local = _timm_folder(source) if source else None
+    raw = timm_folder_config(local) if local is not None else None
+    if raw is not None:
+        return tuple((raw.get("pretrained_cfg") or raw).get("input_size") or (3, 224, 224))
+    if source and (local or is_checkpoint(source)):
+        return tuple(load_config(local or source)["input_size"])
     if not source:
         raise ZooError("name a model or checkpoint to finetune, or pass --encoder CKPT")
     return get_spec(source).input_size

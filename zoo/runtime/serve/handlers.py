@@ -20,7 +20,6 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import RuntimeInputError
-from ..model import softmax
 from .batcher import BadOutput, QueueFull, ShuttingDown
 from .decode import BadImage, ImageTooLarge, decode_rows
 from .guard import MODEL_KEY, BodyTooLarge
@@ -72,11 +71,12 @@ class Inference:
         queued = time.perf_counter()
         logits = await self._infer(served, rows, clock)
         done = time.perf_counter()
-        pred = served.model.top_k(softmax(logits), ["upload"], k)[0]
+        # scores: softmax, or a sigmoid per label for a multi-label model (its answer lists "labels")
+        answer = served.model.top_k(served.model.scores(logits), ["upload"], k)[0].to_dict()
+        answer.pop("input")
         decode = clock.stages.get("decode", 0.0) + clock.stages.get("resize", 0.0)
         return {
-            "model": served.name, "version": served.version, "generic": served.generic,
-            "top": pred.to_dict()["top"],
+            "model": served.name, "version": served.version, "generic": served.generic, **answer,
             "timing_ms": {"decode": _ms(decode), "inference": _ms(done - queued), "total": _ms(done - clock.start)},
         }
 

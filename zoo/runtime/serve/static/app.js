@@ -40,7 +40,7 @@ function showNote() {
 function showResults(body) {
   const box = $("results");
   box.replaceChildren();
-  for (const entry of body.top) {
+  for (const entry of body.top || body.labels) {
     const row = document.createElement("div");
     row.className = "row result";
     const label = document.createElement("span");
