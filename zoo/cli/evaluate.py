@@ -24,9 +24,11 @@ DATA = click.option("--data", required=True, help="Image folder (class sub-folde
 @json_option("Print JSON instead of a report.")
 @click.option("--confident", type=float, hidden=True, callback=deprecated("zoo evaluate --confident P", "zoo mistakes SOURCE --min-prob P"))
 @click.option("--sheet", type=click.Path(dir_okay=False), hidden=True)
+@click.option("--tta", help="Test-time augmentation: flip, crops (five crops) or flip,crops; probabilities averaged.")
 @click.pass_context
 def evaluate_command(ctx: click.Context, source: str, data: str, split: str, batch_size: int | None,
-                     memory_mb: float, device: str, as_json: bool, confident: float | None, sheet: str | None) -> None:
+                     memory_mb: float, device: str, as_json: bool, confident: float | None, sheet: str | None,
+                     tta: str | None) -> None:
     """Accuracy, per-class accuracy and the confusion matrix of SOURCE (a checkpoint) on an image folder.
 
     \b
@@ -40,7 +42,9 @@ def evaluate_command(ctx: click.Context, source: str, data: str, split: str, bat
         return
     from zoo.train.evaluate import evaluate, format_report
 
-    result = evaluate(source, data, split=split, batch_size=batch_size, memory_mb=memory_mb, device=device)
+    if str(source).lower().endswith(".onnx"):
+        raise click.UsageError("zoo evaluate scores a checkpoint; for an .onnx file use 'zoo predict MODEL.onnx DIR --tta ...'")
+    result = evaluate(source, data, split=split, batch_size=batch_size, memory_mb=memory_mb, device=device, tta=tta)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:

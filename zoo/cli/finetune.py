@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -73,10 +74,14 @@ def _shared_train_options() -> list[click.Parameter]:
 @click.option("--feature-engine", type=click.Choice(["auto", "onnxruntime", "torch"]), default="auto", show_default=True,
               help="What computes cached features: ONNX Runtime when it matches PyTorch (auto), or either one.")
 @click.option("--dry-run", is_flag=True, help="Print the trainable/frozen parameters per group with their learning rates, then stop.")
+@click.option("--recipe", type=click.Choice(["frozen", "lp-ft", "auto"]), default="frozen", show_default=True,
+              help="frozen: the options as given; lp-ft: linear head, then the whole network at a small --lr;"
+                   " auto: the better of the two on validation within --budget (docs/transfer.md).")
+@click.option("--budget", type=float, metavar="MINUTES", help="Wall-time budget of --recipe auto [10] or lp-ft [none].")
 def finetune_command(source: str | None, weights: str | None, tag: str | None, encoder: str | None, head: str,
                      head_dropout: float, freeze: str, freeze_patterns: tuple[str, ...], bn_policy: str,
                      unfreeze_after: int | None, unfreeze_every: int, layer_decay: float, cache_features: bool | None,
-                     feature_engine: str, dry_run: bool, out: str | None, as_json: bool, quiet: bool, no_plot: bool, cache: bool | None,
+                     feature_engine: str, dry_run: bool, recipe: str, budget: float | None, out: str | None, as_json: bool, quiet: bool, no_plot: bool, cache: bool | None,
                      mean: str | None, std: str | None, input_size: str | None, milestones: str | None,
                      model_args: tuple[str, ...], resume: str | None, **options) -> None:
     """Transfer learning: finetune SOURCE, a model name (pretrained weights, found offline first) or a checkpoint,
@@ -114,6 +119,17 @@ def finetune_command(source: str | None, weights: str | None, tag: str | None, e
     log = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
     if dry_run:
         click.echo(finetune(source, data, cfg, fopts, mean=mean_v, std=std_v, dry_run=True))
+        return
+    if recipe != "frozen" or budget is not None:
+        from zoo.transfer.recipes import finetune_with_recipe
+
+        if mean_v is not None:
+            raise click.UsageError("--mean/--std apply to --recipe frozen; the recipes use the weights' own")
+        given = click.get_current_context().get_parameter_source("lr") != click.core.ParameterSource.DEFAULT
+        result = finetune_with_recipe(source, data, replace(cfg, lr=_FINETUNE_DEFAULTS["lr"]) if given else cfg,
+                                      fopts, recipe=recipe, budget=budget, ft_lr=cfg.lr if given else None, log=log)
+        echo_result(result, as_json, seconds=result.seconds, cached_features=result.cached_features,
+                    **({"recipe": result.recipe.to_dict()} if hasattr(result, "recipe") else {}))
         return
     result = finetune(source, data, cfg, fopts, mean=mean_v, std=std_v, log=log)
     echo_result(result, as_json, seconds=result.seconds, cached_features=result.cached_features)

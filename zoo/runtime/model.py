@@ -32,15 +32,19 @@ class Prediction:
     labels: list[str]
     indices: list[int]
     probabilities: list[float]
+    tta: tuple[str, ...] = ()  # the test-time augmentations averaged (zoo.runtime.tta)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "input": self.source,
             "top": [
                 {"label": label, "index": index, "probability": prob}
                 for label, index, prob in zip(self.labels, self.indices, self.probabilities)
             ],
         }
+        if self.tta:
+            out["tta"] = list(self.tta)
+        return out
 
 
 def choose_providers(provider: str = "auto") -> list[str]:
@@ -104,6 +108,8 @@ class Predictor:
     # when the model runs on a GPU; on CPU the thread only takes cores away
     # from the model (measured: benchmarks/deploy_speed.py predict-overhead).
     prefetch: bool = False
+    # Test-time augmentation: probabilities averaged over these views (zoo.runtime.tta.parse_tta).
+    tta: tuple[str, ...] = ()
 
     def run(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -112,6 +118,10 @@ class Predictor:
         """Softmax probabilities ``(N, classes)`` for a preprocessed batch."""
         if self.task != "classification":
             raise RuntimeInputError(f"{self.name} is a {self.task} model; it has no class probabilities")
+        if self.tta:
+            from .tta import average_probabilities
+
+            return average_probabilities(lambda view: softmax(self.run(view)), batch, self.tta)
         return softmax(self.run(batch))
 
     def top_k(self, probs: np.ndarray, sources: Sequence[str], k: int = 5) -> list[Prediction]:
@@ -124,7 +134,8 @@ class Predictor:
         out = []
         for row, idx, source in zip(probs, order, sources):
             names = [self.labels[i] if self.labels else str(i) for i in idx]
-            out.append(Prediction(str(source), names, [int(i) for i in idx], [float(row[i]) for i in idx]))
+            out.append(Prediction(str(source), names, [int(i) for i in idx], [float(row[i]) for i in idx],
+                                  tuple(self.tta)))
         return out
 
     def predict_array(self, batch: np.ndarray, top_k: int = 5) -> list[Prediction]:

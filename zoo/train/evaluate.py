@@ -24,6 +24,7 @@ class EvalResult:
     confusion: list[list[int]]  # rows: true class, columns: predicted class
     skipped: SkipReport = field(default_factory=SkipReport)  # reason -> count, with the files' names
     data: str | None = None
+    tta: tuple[str, ...] = ()  # test-time augmentations averaged (zoo.runtime.tta)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly view (``zoo evaluate --json``)."""
@@ -36,6 +37,7 @@ class EvalResult:
             "confusion_matrix": self.confusion,
             "skipped": as_report(self.skipped).to_dict(),
             "data": self.data,
+            "tta": list(self.tta),
         }
 
 
@@ -49,6 +51,7 @@ def evaluate(
     device: str = "auto",
     cache_mb: float = 1024,
     workers: int | None = None,
+    tta: Any = None,
 ) -> EvalResult:
     """Evaluate a checkpoint (a directory, or a model loaded by :func:`zoo.load`) on ``data``.
 
@@ -57,7 +60,8 @@ def evaluate(
     or a pair of tensors ``(inputs, labels)`` already prepared for the model.
     The folder's class names must be among the checkpoint's. Without
     ``batch_size``, batches hold as many images as fit ``memory_mb``
-    (:func:`zoo.data.budget.budget_batch_size`).
+    (:func:`zoo.data.budget.budget_batch_size`). ``tta`` (``"flip"``, ``"crops"``, ``"flip,crops"``)
+    averages the class probabilities of augmented views (:mod:`zoo.runtime.tta`).
     """
     import torch
 
@@ -69,7 +73,10 @@ def evaluate(
     from zoo.data.folder import eval_files
     from zoo.data.transforms import Normalize
     from zoo.devices import select_device
+    from zoo.runtime.tta import parse_tta
     from zoo.train.metrics import confusion_matrix, per_class_accuracy
+
+    modes = parse_tta(tta)
 
     if isinstance(checkpoint, (str, os.PathLike)):
         model, config = load_checkpoint(checkpoint)
@@ -125,7 +132,7 @@ def evaluate(
     loss_sum, n = 0.0, 0
     with torch.inference_mode():
         for x, y in batches:
-            out = model(normalize(x.to(dev), train=False)).float()
+            out = _forward(model, normalize(x.to(dev), train=False), modes)
             if out.shape[1] != num_classes:
                 raise CheckpointError(f"the model gives {out.shape[1]} outputs but its config says {num_classes} classes")
             y = y.to(dev)
@@ -139,13 +146,30 @@ def evaluate(
     per_class = dict(zip(class_names, per_class_accuracy(cm)))
     return EvalResult(
         accuracy=float((p == t).float().mean()), loss=loss_sum / max(1, n), num_images=n, class_names=class_names,
-        per_class_accuracy=per_class, confusion=cm.tolist(), skipped=skipped, data=where,
+        per_class_accuracy=per_class, confusion=cm.tolist(), skipped=skipped, data=where, tta=modes,
     )
+
+
+def _forward(model: Any, x: Any, modes: tuple[str, ...]):
+    """Logits; with test-time augmentation the log of the averaged probabilities (cross-entropy on them is
+    the averaged prediction's loss)."""
+    if not modes:
+        return model(x).float()
+    import torch
+
+    from zoo.runtime.tta import average_probabilities
+
+    def probs(view):
+        return torch.softmax(model(torch.from_numpy(view).to(x.device)).float(), 1).cpu().numpy()
+
+    mean = average_probabilities(probs, x.float().cpu().numpy(), modes)
+    return torch.from_numpy(mean).float().clamp_min(1e-12).log().to(x.device)
 
 
 def format_report(result: EvalResult, max_classes: int = 30) -> str:
     """A text report: accuracy, per-class accuracy and the confusion matrix (small class counts)."""
-    lines = [f"accuracy  {100 * result.accuracy:.2f}%  ({result.num_images} images, loss {result.loss:.4f})"]
+    tta = f", test-time augmentation {','.join(result.tta)}" if result.tta else ""
+    lines = [f"accuracy  {100 * result.accuracy:.2f}%  ({result.num_images} images, loss {result.loss:.4f}{tta})"]
     if result.skipped:
         lines.append(as_report(result.skipped).describe())
     lines.append("per class:")
