@@ -6,7 +6,7 @@ Images of ../shared/data/cifar10/train/{cat,dog}, split by index before any run:
                (``--stage tune --ft-lr A,B,...``);
 * ``main``:    0000-0999 of each class (2,000 images; zoo's 10% validation split of them);
 * ``cats``:    demo:cats (400 images, 4000-4199 train, 4200-4299 val);
-* ``heldout``: 2000-2999 of each class (2,000 images), scored once per finished run, never tuned on.
+* ``heldout``: 2000-2499 of each class (1,000 images), scored once per finished run, never tuned on.
 
     python benchmarks/recipes_transfer.py --stage tune --ft-lr 3e-4,1e-3
     python benchmarks/recipes_transfer.py --stage main [--model efficientnet_lite2 --size 224]
@@ -31,7 +31,7 @@ from pathlib import Path
 from cifar_folders import children_cpu, link_folder
 
 SPLITS = {"tune_train": range(1000, 1800), "tune_val": range(1800, 2000), "main": range(0, 1000),
-          "heldout": range(2000, 3000)}
+          "heldout": range(2000, 2500)}
 
 
 def zoo(*args: str) -> subprocess.CompletedProcess:
@@ -78,7 +78,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=160)
     parser.add_argument("--budget", type=float, default=10.0, help="minutes for the whole auto run")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--ft-lr", default="", help="tune: comma-separated second-stage learning rates")
+    parser.add_argument("--ft-lr", default="", help="the second stage's lr (tune: comma-separated, one run each)")
+    parser.add_argument("--epochs", type=int, help="the second stage's epochs [zoo's default]")
     parser.add_argument("--work", default="runs/recipes_transfer")
     args = parser.parse_args()
     shared, work = Path(args.shared), Path(args.work)
@@ -89,11 +90,12 @@ def main() -> None:
         link_folder(shared, tune / "val", SPLITS["tune_val"])
         for lr in args.ft_lr.split(","):
             out = work / f"tune_{args.model}_lr{lr}"
-            print(json.dumps(run_recipe(f"tune lr {lr}", str(tune), out, None, args, ["--lr", lr])), flush=True)
+            extra = ["--lr", lr] + (["--epochs", str(args.epochs)] if args.epochs else [])
+            print(json.dumps(run_recipe(f"tune lr {lr}", str(tune), out, None, args, extra)), flush=True)
         return
     data = "demo:cats" if args.stage == "cats" else str(link_folder(shared, work / "main", SPLITS["main"]))
     out = work / f"{args.stage}_{args.model}_{args.size}"
-    extra = ["--lr", args.ft_lr] if args.ft_lr else []
+    extra = (["--lr", args.ft_lr] if args.ft_lr else []) + (["--epochs", str(args.epochs)] if args.epochs else [])
     print(json.dumps(run_recipe(args.stage, data, out, heldout, args, extra)), flush=True)
 
 

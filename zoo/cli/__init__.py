@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "train": "zoo.cli.train:train_command",
     "evaluate": "zoo.cli.evaluate:evaluate_command",
     "mistakes": "zoo.cli.evaluate:mistakes_command",
+    "compare": "zoo.cli.compare:compare_command",
 }
 
 _state = {"debug": False}

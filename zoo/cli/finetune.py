@@ -125,9 +125,13 @@ def finetune_command(source: str | None, weights: str | None, tag: str | None, e
 
         if mean_v is not None:
             raise click.UsageError("--mean/--std apply to --recipe frozen; the recipes use the weights' own")
-        given = click.get_current_context().get_parameter_source("lr") != click.core.ParameterSource.DEFAULT
-        result = finetune_with_recipe(source, data, replace(cfg, lr=_FINETUNE_DEFAULTS["lr"]) if given else cfg,
-                                      fopts, recipe=recipe, budget=budget, ft_lr=cfg.lr if given else None, log=log)
+        # --lr and --epochs, when given, are the second stage's; the probe keeps finetune's defaults
+        ctx = click.get_current_context()
+        given = {k for k in ("lr", "epochs") if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
+        probe = replace(cfg, **{k: _FINETUNE_DEFAULTS[k] for k in given})
+        extra = {"ft_epochs": cfg.epochs} if "epochs" in given else {}
+        result = finetune_with_recipe(source, data, probe, fopts, recipe=recipe, budget=budget,
+                                      ft_lr=cfg.lr if "lr" in given else None, log=log, **extra)
         echo_result(result, as_json, seconds=result.seconds, cached_features=result.cached_features,
                     **({"recipe": result.recipe.to_dict()} if hasattr(result, "recipe") else {}))
         return

@@ -285,11 +285,12 @@ def finetune(
                 prepared.mean, prepared.std)
         device = _device(cfg)
         model = prepared.model.to(device)
-        (train_x, train_y), val = _feature_pass(model, dataset, mean, std, device, cfg, options, say)
+        (train_x, train_y), val, feature_seconds = _feature_pass(model, dataset, mean, std, device, cfg, options, say)
         trainer = Trainer(model, (train_x, train_y), val, cfg, class_names=dataset.class_names,
                           input_size=dataset.input_size, mean=mean, std=std, param_groups=groups,
                           callbacks=callbacks, extra_config=extra, forward_module=model.get_classifier())
         result = trainer.fit()
+        result.feature_seconds = feature_seconds
     else:
         trainer = Trainer(prepared.model, dataset, None, cfg, mean=mean, std=std, param_groups=groups,
                           callbacks=callbacks, extra_config=extra)
@@ -334,7 +335,7 @@ def _feature_pass(model: Any, dataset: Any, mean: Any, std: Any, device: Any, cf
             out.append(extract_split_features(model, split, size, mean=mean, std=std, batch_size=batch,
                                               device=device, progress=progress, engine=engine))
     say(meter.close() + f", batches of {batch}")
-    return out[0], (out[1] if len(out) > 1 else None)
+    return out[0], (out[1] if len(out) > 1 else None), meter.seconds
 
 
 def _real_batch(split: Any, size: Sequence[int], count: int):
