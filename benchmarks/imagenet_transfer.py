@@ -17,12 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from cifar_folders import children_cpu, link_folder
 
 RUNS = {
     # The README's main command.
@@ -40,23 +41,11 @@ HELDOUT = range(4500, 5000)
 
 def heldout_folder(shared: Path, out: Path) -> Path:
     """Symlinks to the held-out images in an image folder (cat/, dog/)."""
-    for name in ("cat", "dog"):
-        (out / name).mkdir(parents=True, exist_ok=True)
-        for i in HELDOUT:
-            link = out / name / f"{i:04d}.jpg"
-            if not link.exists():
-                link.symlink_to(shared / "data" / "cifar10" / "train" / name / f"{i:04d}.jpg")
-    return out
+    return link_folder(shared, out, HELDOUT)
 
 
 def zoo_command(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True)
-
-
-def _children_cpu() -> float:
-    # CPU seconds of finished child processes: on a shared machine a fairer figure than wall time.
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -69,9 +58,9 @@ def main() -> None:
     for name in args.runs.split(","):
         out = tmp / name
         load_before = os.getloadavg()[0]
-        started, cpu_started = time.perf_counter(), _children_cpu()
+        started, cpu_started = time.perf_counter(), children_cpu()
         run = zoo_command(*RUNS[name], "--out", str(out), "--json", "-q")
-        seconds, cpu_seconds = time.perf_counter() - started, _children_cpu() - cpu_started
+        seconds, cpu_seconds = time.perf_counter() - started, children_cpu() - cpu_started
         if run.returncode != 0:
             print(json.dumps({"run": name, "error": run.stderr.strip()[-400:]}))
             continue

@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "lr-find": "zoo.cli.lr_find:lr_find_command",
     "evaluate": "zoo.cli.evaluate:evaluate_command",
     "mistakes": "zoo.cli.evaluate:mistakes_command",
+    "compare": "zoo.cli.compare:compare_command",
 }
 
 _state = {"debug": False}

@@ -35,11 +35,12 @@ def _columns(path_col: str | None, label_col: str | None, valid_col: str | None,
 @json_option("Print JSON instead of a report.")
 @click.option("--confident", type=float, hidden=True, callback=deprecated("zoo evaluate --confident P", "zoo mistakes SOURCE --min-prob P"))
 @click.option("--sheet", type=click.Path(dir_okay=False), hidden=True)
+@click.option("--tta", help="Test-time augmentation: flip, crops (five crops) or flip,crops; probabilities averaged.")
 @click.pass_context
 def evaluate_command(ctx: click.Context, source: str, data: str, split: str, batch_size: int | None,
                      memory_mb: float, device: str, amp: bool | None, as_json: bool, confident: float | None, sheet: str | None,
                      path_col: str | None, label_col: str | None, valid_col: str | None, label_delim: str,
-                     threshold: float | None) -> None:
+                     threshold: float | None, tta: str | None) -> None:
     """Accuracy, per-class accuracy and the confusion matrix of SOURCE (a checkpoint) on an image folder;
     for a multi-label model mAP, per-class average precision and F1 at --threshold.
 
@@ -55,8 +56,10 @@ def evaluate_command(ctx: click.Context, source: str, data: str, split: str, bat
         return
     from zoo.train.evaluate import evaluate, format_report
 
+    if str(source).lower().endswith(".onnx"):
+        raise click.UsageError("zoo evaluate scores a checkpoint; for an .onnx file use 'zoo predict MODEL.onnx DIR --tta ...'")
     result = evaluate(source, data, split=split, batch_size=batch_size, memory_mb=memory_mb, device=device, amp=amp,
-                      columns=_columns(path_col, label_col, valid_col, label_delim), threshold=threshold)
+                      columns=_columns(path_col, label_col, valid_col, label_delim), threshold=threshold, tta=tta)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:

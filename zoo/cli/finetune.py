@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -80,10 +81,14 @@ def _shared_train_options() -> list[click.Parameter]:
 @click.option("--feature-engine", type=click.Choice(["auto", "onnxruntime", "torch"]), default=_DEFAULT.feature_engine, show_default=True,
               help="What computes cached features: ONNX Runtime when it matches PyTorch (auto), or either one.")
 @click.option("--dry-run", is_flag=True, help="Print the trainable/frozen parameters per group with their learning rates, then stop.")
+@click.option("--recipe", type=click.Choice(["frozen", "lp-ft", "auto"]), default="frozen", show_default=True,
+              help="frozen: the options as given; lp-ft: linear head, then the whole network at a small --lr;"
+                   " auto: the better of the two on validation within --budget (docs/transfer.md).")
+@click.option("--budget", type=float, metavar="MINUTES", help="Wall-time budget of --recipe auto [10] or lp-ft [none].")
 def finetune_command(source: str | None, weights: str | None, tag: str | None, encoder: str | None, head: str,
                      head_dropout: float, freeze: str, freeze_patterns: tuple[str, ...], bn_policy: str,
                      unfreeze_after: int | None, unfreeze_every: int, layer_decay: float, cache_features: bool | None,
-                     feature_engine: str, dry_run: bool, out: str | None, as_json: bool, quiet: bool, no_plot: bool, cache: bool | None,
+                     feature_engine: str, dry_run: bool, recipe: str, budget: float | None, out: str | None, as_json: bool, quiet: bool, no_plot: bool, cache: bool | None,
                      mean: str | None, std: str | None, input_size: str | None, milestones: str | None,
                      model_args: tuple[str, ...], resume: str | None, **options) -> None:
     """Transfer learning: finetune SOURCE, a model name (pretrained weights, found offline first) or a checkpoint,
@@ -129,6 +134,21 @@ def finetune_command(source: str | None, weights: str | None, tag: str | None, e
     # Process-wide and impossible to read back, so set here, where the process is the command's own,
     # and not by the library call (docs/training.md, "What a library call leaves behind").
     keep_batches_off_the_heap()
+    if recipe != "frozen" or budget is not None:
+        from zoo.transfer.recipes import finetune_with_recipe
+
+        if mean_v is not None:
+            raise click.UsageError("--mean/--std apply to --recipe frozen; the recipes use the weights' own")
+        # --lr and --epochs, when given, are the second stage's; the probe keeps finetune's defaults
+        ctx = click.get_current_context()
+        given = {k for k in ("lr", "epochs") if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
+        probe = replace(cfg, **{k: FINETUNE_TRAIN_DEFAULTS[k] for k in given})
+        extra = {"ft_epochs": cfg.epochs} if "epochs" in given else {}
+        result = finetune_with_recipe(source, data, probe, fopts, recipe=recipe, budget=budget,
+                                      ft_lr=cfg.lr if "lr" in given else None, log=log, **extra)
+        echo_result(result, as_json, seconds=result.seconds, cached_features=result.cached_features,
+                    **({"recipe": result.recipe.to_dict()} if hasattr(result, "recipe") else {}))
+        return
     result = finetune(source, data, cfg, fopts, mean=mean_v, std=std_v, log=log)
     echo_result(result, as_json, seconds=result.seconds, cached_features=result.cached_features)
 

@@ -17,11 +17,15 @@ from zoo.runtime.cli import ONNX_BATCH, floats, predict_options, provider_for_de
 @device_option()
 @amp_option()
 @memory_option()
+@click.option("--tta", help="Test-time augmentation: flip, crops (five crops) or flip,crops; probabilities averaged.")
 def predict_command(model: str, inputs: tuple[str, ...], top_k: int, as_json: bool, batch_size: int | None,
                     provider: str, device: str, amp: bool | None, memory_mb: float, threads: int | None, size: str | None,
-                    mean: str | None, std: str | None, labels: str | None, threshold: float) -> None:
+                    mean: str | None, std: str | None, labels: str | None, threshold: float, tta: str | None) -> None:
     """Predict the classes of INPUTS (image files or folders) with SOURCE: a model name (its pretrained
     weights), a checkpoint or an .onnx file."""
+    from zoo.runtime.tta import parse_tta
+
+    modes = parse_tta(tta)  # a bad --tta fails before any model loads
     if model.lower().endswith(".onnx"):
         from zoo.runtime import load
 
@@ -35,5 +39,8 @@ def predict_command(model: str, inputs: tuple[str, ...], top_k: int, as_json: bo
 
         predictor = TorchModel(model, device=device, amp=amp)
         batch_size = batch_size or predictor.budget_batch_size(memory_mb)
+    predictor.tta = modes
+    if modes and predictor.task != "classification":
+        raise click.UsageError(f"--tta averages class probabilities; {model} is a {predictor.task} model")
     show_predictions(predictor, inputs, top_k=top_k, batch_size=batch_size or ONNX_BATCH, as_json=as_json,
                      threshold=threshold)

@@ -86,6 +86,16 @@ def bench(
     return report
 
 
+def onnx_latency_ms(path: str | os.PathLike, input_size: Any, *, threads: int | None = None, runs: int = 20,
+                    warmup: int = 3) -> float:
+    """Median batch-1 latency (ms) of an ``.onnx`` file in ONNX Runtime on the CPU, on random input."""
+    from zoo.runtime.model import open_session
+
+    session = open_session(path, provider="cpu", threads=threads, spinning=False)
+    x = np.random.default_rng(0).standard_normal((1, *(int(v) for v in input_size))).astype(np.float32)
+    return 1000 * statistics.median(_interleaved({"onnxruntime": _ort_call(session)}, x, warmup, runs)["onnxruntime"])
+
+
 def _models(source: str | os.PathLike, tmp: Path, say: Callable[[str], None]) -> tuple[Any, dict[str, Any], Path]:
     """The PyTorch model (None when it cannot be rebuilt), its config and an ONNX file."""
     from zoo.export.source import forward_module, load_source

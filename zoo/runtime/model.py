@@ -33,16 +33,20 @@ class Prediction:
     indices: list[int]
     probabilities: list[float]
     multi_label: bool = False  # then ``labels`` are every label at or above the threshold
+    tta: tuple[str, ...] = ()  # the test-time augmentations averaged (zoo.runtime.tta)
 
     def to_dict(self) -> dict[str, Any]:
         """``{"input", "top": [...]}``; a multi-label model's answer lists its labels under ``"labels"``."""
-        return {
+        out = {
             "input": self.source,
             "labels" if self.multi_label else "top": [
                 {"label": label, "index": index, "probability": prob}
                 for label, index, prob in zip(self.labels, self.indices, self.probabilities)
             ],
         }
+        if self.tta:
+            out["tta"] = list(self.tta)
+        return out
 
 
 def choose_providers(provider: str = "auto") -> list[str]:
@@ -108,6 +112,8 @@ class Predictor:
     # when the model runs on a GPU; on CPU the thread only takes cores away
     # from the model (measured: benchmarks/deploy_speed.py predict-overhead).
     prefetch: bool = False
+    # Test-time augmentation: probabilities averaged over these views (zoo.runtime.tta.parse_tta).
+    tta: tuple[str, ...] = ()
 
     def run(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -116,6 +122,10 @@ class Predictor:
         """Probabilities ``(N, classes)`` for a preprocessed batch (softmax, or sigmoids when multi-label)."""
         if self.task != "classification":
             raise RuntimeInputError(f"{self.name} is a {self.task} model; it has no class probabilities")
+        if self.tta:
+            from .tta import average_probabilities
+
+            return average_probabilities(lambda view: self.scores(self.run(view)), batch, self.tta)
         return self.scores(self.run(batch))
 
     def scores(self, logits: np.ndarray) -> np.ndarray:
@@ -135,7 +145,7 @@ class Predictor:
             idx = [i for i in ranked if row[i] >= self.threshold] if self.multi_label else ranked[:k]
             names = [self.labels[i] if self.labels else str(i) for i in idx]
             out.append(Prediction(str(source), names, [int(i) for i in idx], [float(row[i]) for i in idx],
-                                  self.multi_label))
+                                  self.multi_label, tuple(self.tta)))
         return out
 
     def predict_array(self, batch: np.ndarray, top_k: int = 5) -> list[Prediction]:

@@ -31,6 +31,7 @@ class EvalResult:
     per_class_ap: dict[str, float | None] = field(default_factory=dict)
     f1: float | None = None  # macro F1 at the threshold
     per_class_f1: dict[str, float | None] = field(default_factory=dict)
+    tta: tuple[str, ...] = ()  # test-time augmentations averaged (zoo.runtime.tta)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly view (``zoo evaluate --json``)."""
@@ -39,7 +40,7 @@ class EvalResult:
                     "exact_match": self.accuracy, "loss": self.loss, "num_images": self.num_images,
                     "class_names": self.class_names, "per_class_ap": self.per_class_ap,
                     "per_class_f1": self.per_class_f1, "per_class_accuracy": self.per_class_accuracy,
-                    "skipped": as_report(self.skipped).to_dict(), "data": self.data}
+                    "skipped": as_report(self.skipped).to_dict(), "data": self.data, "tta": list(self.tta)}
         return {
             "accuracy": self.accuracy,
             "loss": self.loss,
@@ -49,6 +50,7 @@ class EvalResult:
             "confusion_matrix": self.confusion,
             "skipped": as_report(self.skipped).to_dict(),
             "data": self.data,
+            "tta": list(self.tta),
         }
 
 
@@ -65,6 +67,7 @@ def evaluate(
     amp: bool | None = None,
     columns: Any = None,
     threshold: float | None = None,
+    tta: Any = None,
 ) -> EvalResult:
     """Evaluate a checkpoint (a directory, or a model loaded by :func:`zoo.load`) on ``data``.
 
@@ -77,6 +80,8 @@ def evaluate(
     (:func:`zoo.data.budget.budget_batch_size`). ``amp`` follows
     :func:`zoo.devices.autocast_choice` (None: bf16 on CPUs with bfloat16 units). A multi-label model (config.json's
     ``multi_label``) is scored by average precision and by F1 at ``threshold`` [the config's, else 0.5].
+    ``tta`` (``"flip"``, ``"crops"``, ``"flip,crops"``) averages the probabilities of augmented
+    views (:mod:`zoo.runtime.tta`).
     """
     import torch
 
@@ -88,8 +93,10 @@ def evaluate(
     from zoo.data.folder import eval_files
     from zoo.data.transforms import Normalize
     from zoo.devices import autocast, autocast_choice, select_device
+    from zoo.runtime.tta import parse_tta
     from zoo.train.metrics import confusion_matrix, per_class_accuracy
 
+    modes = parse_tta(tta)
     if isinstance(checkpoint, (str, os.PathLike)):
         model, config = load_checkpoint(checkpoint)
     else:
@@ -155,7 +162,7 @@ def evaluate(
     mixed = autocast_choice(dev, amp)
     with torch.inference_mode(), autocast(dev, *mixed):
         for x, y in batches:
-            out = model(normalize(x.to(dev), train=False)).float()
+            out = _forward(model, normalize(x.to(dev), train=False), modes, multi)
             if out.shape[1] != num_classes:
                 raise CheckpointError(f"the model gives {out.shape[1]} outputs but its config says {num_classes} classes")
             y = y.to(dev)
@@ -173,12 +180,14 @@ def evaluate(
     p, t = torch.cat(preds), torch.cat(targets)
     if multi:
         cut = float(threshold if threshold is not None else config.get("threshold", 0.5))
-        return multi_label_result(p, t, class_names, cut, loss_sum / max(1, n * num_classes), skipped, where)
+        result = multi_label_result(p, t, class_names, cut, loss_sum / max(1, n * num_classes), skipped, where)
+        result.tta = modes
+        return result
     cm = confusion_matrix(p, t, num_classes)
     per_class = dict(zip(class_names, per_class_accuracy(cm)))
     return EvalResult(
         accuracy=float((p == t).float().mean()), loss=loss_sum / max(1, n), num_images=n, class_names=class_names,
-        per_class_accuracy=per_class, confusion=cm.tolist(), skipped=skipped, data=where,
+        per_class_accuracy=per_class, confusion=cm.tolist(), skipped=skipped, data=where, tta=modes,
     )
 
 
@@ -223,11 +232,31 @@ def _format_multi_label(result: EvalResult) -> str:
     return "\n".join(lines)
 
 
+def _forward(model: Any, x: Any, modes: tuple[str, ...], multi: bool = False):
+    """Logits; with test-time augmentation the logits of the averaged probabilities (softmax, or one
+    sigmoid per label for a multi-label model), so that the loss is the averaged prediction's."""
+    if not modes:
+        return model(x).float()
+    import torch
+
+    from zoo.runtime.tta import average_probabilities
+
+    squash = torch.sigmoid if multi else (lambda t: torch.softmax(t, 1))
+
+    def probs(view):
+        return squash(model(torch.from_numpy(view).to(x.device)).float()).cpu().numpy()
+
+    mean = torch.from_numpy(average_probabilities(probs, x.float().cpu().numpy(), modes)).float()
+    mean = mean.clamp(1e-12, 1 - 1e-7) if multi else mean.clamp_min(1e-12)
+    return (torch.logit(mean) if multi else mean.log()).to(x.device)
+
+
 def format_report(result: EvalResult, max_classes: int = 30) -> str:
     """A text report: accuracy, per-class accuracy and the confusion matrix (small class counts)."""
     if result.multi_label:
         return _format_multi_label(result)
-    lines = [f"accuracy  {100 * result.accuracy:.2f}%  ({result.num_images} images, loss {result.loss:.4f})"]
+    tta = f", test-time augmentation {','.join(result.tta)}" if result.tta else ""
+    lines = [f"accuracy  {100 * result.accuracy:.2f}%  ({result.num_images} images, loss {result.loss:.4f}{tta})"]
     if result.skipped:
         lines.append(as_report(result.skipped).describe())
     lines.append("per class:")

@@ -265,6 +265,7 @@ class FeatureMeter:
         self.stream = stream or sys.stderr
         self.done, self.started, self.bar = 0, time.perf_counter(), None
         self.estimated = False
+        self.seconds = 0.0  # the whole pass, set by close()
 
     def advance(self, n: int) -> None:
         """``n`` more images have their features."""
@@ -288,6 +289,6 @@ class FeatureMeter:
         """Stop the bar; the summary line."""
         if self.bar is not None:
             self.bar.close()
-        elapsed = time.perf_counter() - self.started
+        elapsed = self.seconds = time.perf_counter() - self.started
         rate = self.done / elapsed if elapsed > 0 else 0.0
         return f"feature pass: {self.done:,} images in {elapsed:.1f} s with {self.engine} ({rate:,.0f} img/s)"

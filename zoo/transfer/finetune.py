@@ -56,6 +56,7 @@ class FinetuneOptions:
     encoder: str | None = None  # an autoencoder checkpoint whose encoder becomes the backbone
     cache_features: bool | None = None  # None: when exact (frozen backbone, no augmentation)
     feature_engine: str = "auto"  # auto | onnxruntime | torch: what computes the cached features
+    keep_head: bool = False  # a checkpoint's own head stays when it fits the classes (LP-FT's second stage)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -162,9 +163,11 @@ def prepare(source: str | None, num_classes: int, options: FinetuneOptions, lr: 
     if options.unfreeze_every < 1:
         raise ZooError(f"--unfreeze-every must be at least 1, got {options.unfreeze_every}")
     model, label, weights_from, norm = build_backbone(source, num_classes, options, model_args)
-    if head.kind == "mlp" and isinstance(model, HeadedModel):
-        model = model.backbone  # a finetuned checkpoint's old MLP head gives way to the new one
-    model = replace_head(model, num_classes, head)
+    info = model_info(model)
+    if not (options.keep_head and info is not None and info.num_classes == num_classes):
+        if head.kind == "mlp" and isinstance(model, HeadedModel):
+            model = model.backbone  # a finetuned checkpoint's old MLP head gives way to the new one
+        model = replace_head(model, num_classes, head)
     result = freeze(model, options.freeze, patterns=options.freeze_patterns, bn_policy=options.bn_policy)
     groups = param_groups(model, lr, options.layer_decay)
     size = norm.get("input_size")
@@ -257,6 +260,7 @@ def finetune(
     std: Sequence[float] | None = None,
     dry_run: bool = False,
     log: Callable[[str], None] | None = None,
+    callbacks: Sequence[Any] = (),
     **train_options: Any,
 ):
     """Finetune ``source`` (registry name or checkpoint; None with ``options.encoder``) on ``data``.
@@ -312,7 +316,7 @@ def finetune(
                           "cached_features": cached, "source_argument": source, "data": str(dataset.root)}}
     from zoo.train import Trainer
 
-    callbacks = []
+    callbacks = list(callbacks)
     if options.unfreeze_after is not None and prepared.freeze.frozen_stages:
         callbacks.append(_unfreeze_callback(prepared, options, say))
     groups = [g.as_optimizer_group() for g in prepared.groups]
@@ -326,11 +330,12 @@ def finetune(
                 sample_mean_std(dataset.train, dataset.input_size))
         device = _device(cfg)
         model = prepared.model.to(device)
-        (train_x, train_y), val = _feature_pass(model, dataset, mean, std, device, cfg, options, say)
+        (train_x, train_y), val, feature_seconds = _feature_pass(model, dataset, mean, std, device, cfg, options, say)
         trainer = Trainer(model, (train_x, train_y), val, cfg, class_names=dataset.class_names,
                           input_size=dataset.input_size, mean=mean, std=std, param_groups=groups,
                           callbacks=callbacks, extra_config=extra, forward_module=model.get_classifier())
         result = trainer.fit()
+        result.feature_seconds = feature_seconds
     else:
         trainer = Trainer(prepared.model, dataset, None, cfg, mean=mean, std=std, param_groups=groups,
                           callbacks=callbacks, extra_config=extra)
@@ -338,6 +343,7 @@ def finetune(
     result.skipped = dataset.skipped | result.skipped  # feature caching trains on tensors, which skip nothing
     result.plan = plan
     result.cached_features = cached
+    result.train_images = len(dataset.train)
     result.seconds = time.time() - t0
     return result
 
@@ -380,7 +386,7 @@ def _feature_pass(model: Any, dataset: Any, mean: Any, std: Any, device: Any, cf
     import gc
 
     gc.collect()  # the engine's session and buffers go before training starts
-    return out[0], (out[1] if len(out) > 1 else None)
+    return out[0], (out[1] if len(out) > 1 else None), meter.seconds
 
 
 def _real_batch(split: Any, size: Sequence[int], count: int):

@@ -1,3 +1,3 @@
-"""ImageNet EfficientNet-Lite0 for zoo: the model under a short name, and weights from an installed package."""
+"""ImageNet EfficientNet-Lite0/1/2 for zoo: the models under short names, and weights from installed packages."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
