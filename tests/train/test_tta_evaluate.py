@@ -48,7 +48,7 @@ def test_predict_tta_is_recorded_in_the_json(checkpoint_and_mirrored):
     def top(*extra):
         result = CliRunner().invoke(cli, ["predict", str(ckpt), str(image), "--json", *extra])
         assert result.exit_code == 0, result.output
-        return json.loads(result.output)[0]
+        return json.loads(result.output)["predictions"][0]
 
     plain, flipped = top(), top("--tta", "flip")
     assert flipped["tta"] == ["flip"] and "tta" not in plain
