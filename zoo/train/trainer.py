@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from zoo.errors import CheckpointError, DataError, ZooError
+from zoo.io import claim_run_dir
 from zoo.registry import model_info
 from zoo.train import checkpointer as ckpt
 from zoo.train import epoch as epoch_steps
@@ -129,6 +130,7 @@ class Trainer:
                 "checkpoints need a model built by zoo.create_model (it records the architecture);"
                 " build it that way, or train without out="
             )
+        claim_run_dir(self.out, resume=cfg.resume, overwrite=cfg.overwrite, main=self.dist.is_main)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         n_train = length(self.train_data)
@@ -145,6 +147,7 @@ class Trainer:
         state = resume_config = None
         if cfg.resume:
             state, resume_config = ckpt.Checkpointer.read(cfg.resume, self.model, self.class_names)
+            ckpt.check_epochs_left(state, cfg.epochs, cfg.resume)
             self.mean = self.mean or resume_config.get("mean")
             self.std = self.std or resume_config.get("std")
         if self.mean is None or self.std is None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from zoo.errors import ZooError
+from zoo.io import claim_run_dir
 from zoo.registry import model_info
 
 
@@ -245,6 +246,7 @@ def finetune(
         prepared = prepare(source, len(classes), options, cfg.lr, cfg.model_args)
         cached, reason = _cache_decision(prepared, options, cfg)
         return describe_plan(prepared, cached=cached, reason=reason)
+    claim_run_dir(cfg.out, resume=cfg.resume, overwrite=cfg.overwrite)  # before the data and the feature pass
     t0 = time.time()
     dataset = _load(data, source, options, cfg)
     import torch
