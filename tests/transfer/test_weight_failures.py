@@ -91,7 +91,7 @@ def test_a_gated_hub_repo_says_log_in(monkeypatch, online):
         pretrained.resolve_weights(spec())
     text = str(err.value)
     assert "gated or private: log in" in text and "huggingface-cli login" in text and "HF_TOKEN" in text
-    assert "org/m" in text and "\n" not in text
+    assert "from org/m was refused" in text and "\n" not in text
     assert calls == ["model.safetensors", WEIGHTS.url]  # the URL was still tried
 
 
@@ -99,8 +99,10 @@ def test_a_gated_hub_repo_says_log_in(monkeypatch, online):
 def test_a_denied_url_says_so(monkeypatch, online, status):
     fake_downloads(monkeypatch, EntryNotFoundError("no such file"),
                    urllib.error.HTTPError(WEIGHTS.url, status, "Forbidden", {}, None))
-    with pytest.raises(WeightsNotFoundError, match=f"HTTP {status}: gated or private"):
+    with pytest.raises(WeightsNotFoundError) as err:  # not the hub: logging in to it would not help
         pretrained.resolve_weights(spec())
+    assert f"{WEIGHTS.url} was refused (HTTP {status}: access denied" in str(err.value)
+    assert "--weights FILE" in str(err.value) and "huggingface" not in str(err.value)
 
 
 @pytest.mark.parametrize("error", [
@@ -128,6 +130,7 @@ def test_download_failures_are_classified():
     from zoo.pretrained.sources import download_failure
 
     assert download_failure(GatedRepoError("x", 403))[0] == "denied"
+    assert "HF_TOKEN" not in download_failure(urllib.error.HTTPError("u", 401, "Unauthorized", {}, None))[1]
     assert download_failure(urllib.error.HTTPError("u", 404, "Not Found", {}, None))[0] == "missing"
     assert download_failure(TimeoutError("timed out"))[0] == "offline"
     chained = RuntimeError("wrapped")

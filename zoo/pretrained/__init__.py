@@ -232,9 +232,10 @@ def locate_weights(spec: Any, pretrained: Any, allow_download: bool = False,
 
 def _download_message(spec: Any, pretrained: Any, source: str, exc: BaseException) -> str:
     kind, text = download_failure(exc)
-    where = pretrained.hf_hub_id or pretrained.url or source
+    where = getattr(exc, "where", None) or source
     if kind == "denied":
-        return f"downloading {spec.name} weights from {where} was refused ({text}); or pass --weights FILE"
+        also = "" if "--weights" in text else "; or pass --weights FILE"
+        return f"downloading {spec.name} weights from {where} was refused ({text}){also}"
     return f"downloading {spec.name} weights from {where} failed: {text}; {ways_out(spec, pretrained, network=False)}"
 
 

@@ -144,7 +144,7 @@ def download(spec: Any, weights: Any, allow_download: bool = False) -> str | Non
                 except Exception as exc:
                     if download_failure(exc)[0] == "missing":
                         continue
-                    hub_error = exc  # the URL may still work; if not, this is the reason to show
+                    hub_error = DownloadFailed(hub_id, exc, hub=True)  # the URL may still work
                     break
     url = getattr(weights, "url", None)
     name = weight_file_name(weights)
@@ -156,30 +156,39 @@ def download(spec: Any, weights: Any, allow_download: bool = False) -> str | Non
         try:
             # download_url_to_file writes to a temporary name and renames it.
             torch.hub.download_url_to_file(url, str(target), progress=True)
-        except Exception:
-            if hub_error is not None:
-                raise hub_error from None
-            raise
+        except Exception as exc:
+            raise hub_error or DownloadFailed(url, exc) from None  # the hub's reason first: it was asked first
         return str(target)
     if hub_error is not None:
         raise hub_error
     return None
 
 
+class DownloadFailed(Exception):
+    """A download from ``where`` (a hub repository or a URL) that raised ``cause``."""
+
+    def __init__(self, where: str, cause: BaseException, hub: bool = False) -> None:
+        super().__init__(f"{where}: {first_line(cause)}")
+        self.where, self.cause, self.hub = where, cause, hub
+
+
 GATED = "gated or private: log in (huggingface-cli login, or set HF_TOKEN) with an account that may read it"
+DENIED = "access denied by the server; download the file yourself and pass --weights FILE"
 _CONNECTION_NAMES = ("ConnectError", "ConnectionError", "ConnectTimeout", "Timeout", "LocalEntryNotFoundError",
                      "OfflineModeIsEnabled")
 
 
 def download_failure(exc: BaseException) -> tuple[str, str]:
     """``(kind, text)`` of a failed download: ``denied`` (HTTP 401/403), ``missing`` (404), ``offline``
-    (no connection) or ``other``; ``text`` says it in a few words for the user."""
+    (no connection) or ``other``; ``text`` says it in a few words for the user (a hub's 401/403: log in)."""
     import socket
     import urllib.error
 
+    hub = isinstance(exc, DownloadFailed) and exc.hub
+    exc = exc.cause if isinstance(exc, DownloadFailed) else exc
     status = _http_status(exc)
     if status in (401, 403):
-        return "denied", f"HTTP {status}: {GATED}"
+        return "denied", f"HTTP {status}: {GATED if hub else DENIED}"
     if status == 404 or type(exc).__name__ in ("EntryNotFoundError", "RemoteEntryNotFoundError"):
         return "missing", f"HTTP 404: {first_line(exc)}"
     seen: BaseException | None = exc
