@@ -64,7 +64,7 @@ def weights_key(model: nn.Module, input_size: Sequence[int]) -> str:
 
     info = model_info(model)
     arguments = json.dumps({"arch": info.name, "kwargs": info.kwargs, "in_chans": info.in_chans}, sort_keys=True,
-                           default=repr) if info is not None else ""
+                           default=_stable_name) if info is not None else ""
     head = head_module(model)
     head_ids = {id(m) for m in head.modules()} if head is not None else set()
     # The layer types and their settings (Dropout's p, a pool's type, an activation): arguments that leave no
@@ -81,6 +81,12 @@ def weights_key(model: nn.Module, input_size: Sequence[int]) -> str:
         digest.update(f"{name}|{flat.dtype}|{tuple(tensor.shape)}".encode())
         digest.update(flat.view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()[:24]
+
+
+def _stable_name(value: Any) -> str:
+    """A name for a kwarg JSON cannot write that stays the same across runs (no ``0x...`` address)."""
+    qualname = getattr(value, "__qualname__", None)
+    return f"{getattr(value, '__module__', '')}.{qualname}" if qualname else repr(value)
 
 
 def _exporter_settings() -> list[str]:
