@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import zoo
 from zoo.cli import cli
@@ -35,6 +39,34 @@ def test_each_trace_of_a_run_is_refused_with_the_ways_out(tmp_path, entry):
     assert str(out) in text and entry in text and "\n" not in text
     assert "--resume" in text and "--out" in text and "--overwrite" in text
     assert sorted(os.listdir(out)) == sorted([entry, "notes.txt"])  # untouched
+
+
+def _tree(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@settings(max_examples=30, deadline=None)
+@given(run=st.sets(st.sampled_from(RUN_ENTRIES)), other=st.sets(st.sampled_from(
+    ["curves.png", "notes.txt", "export", "best.txt", "lastly", "metrics.json"])), overwrite=st.booleans())
+def test_refused_exactly_when_a_run_is_there_and_overwrite_loses_nothing(run, other, overwrite):
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "o"
+        out.mkdir()
+        for name in run | other:
+            if "." in name.strip("."):
+                (out / name).write_text(name)
+            else:  # best/, last/, export/, lastly/
+                (out / name).mkdir()
+        before = _tree(out)
+        if not run:
+            assert claim_run_dir(out, overwrite=overwrite) is None and _tree(out) == before
+        elif not overwrite:
+            with pytest.raises(OutputExistsError):
+                claim_run_dir(out)
+            assert _tree(out) == before
+        else:
+            aside = claim_run_dir(out, overwrite=True, log=lambda line: None)
+            assert _tree(aside) == before and not out.exists() and claim_run_dir(out) is None
 
 
 def test_an_empty_missing_or_unrelated_folder_is_fine(tmp_path):
