@@ -67,14 +67,19 @@ def test_a_refused_int8_leaves_no_stale_int8_beside_the_new_model(ckpt, tmp_path
 
 
 def test_a_failing_export_changes_nothing(ckpt, tmp_path, monkeypatch):
-    refuse_quantizing(monkeypatch, ExportError("the quantiser broke"))
+    from zoo.export import safetensors_export
+
+    def unreadable(path, state):
+        raise ExportError("model.safetensors does not read back")
+
+    monkeypatch.setattr(safetensors_export, "_check_roundtrip", unreadable)
     out = earlier_export(tmp_path / "d")
-    with pytest.raises(ExportError, match="quantiser broke"):
-        export(ckpt, ["onnx", "safetensors"], out, quantize=["int8"], overwrite=True)
+    with pytest.raises(ExportError, match="does not read back"):
+        export(ckpt, ["safetensors"], out, overwrite=True)
     assert listing(out) == sorted([*STALE, "other.onnx"]) and (out / "model.onnx").read_text() == "stale"
     assert not list(tmp_path.glob("d.old-*")) and not list(tmp_path.glob(".d.*"))
-    with pytest.raises(ExportError, match="quantiser broke"):  # into a new folder: none is made
-        export(ckpt, ["onnx"], tmp_path / "new", quantize=["int8"])
+    with pytest.raises(ExportError, match="does not read back"):  # into a new folder: none is made
+        export(ckpt, ["safetensors"], tmp_path / "new")
     assert not (tmp_path / "new").exists()
 
 
