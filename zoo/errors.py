@@ -44,3 +44,11 @@ class WeightsNotFoundError(ZooError):
 
 class ExportError(ZooError):
     """An export that failed or did not validate."""
+
+
+class OutputExistsError(ZooError):
+    """An output folder that already holds a run or an export (a second run never destroys the first)."""
+
+
+class NothingToResumeError(ZooError):
+    """``--resume`` of a run that has already trained every epoch asked for."""

@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable
 
-from zoo.errors import CheckpointError
+from zoo.errors import CheckpointError, OutputExistsError
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
@@ -115,6 +117,136 @@ def swap_into_place(tmp: Path, path: Path) -> None:
     fsync_dir(path.parent)
     if backup.exists():
         shutil.rmtree(backup, ignore_errors=True)
+
+
+# -- output folders: a second run never destroys the first --------------------
+
+# What makes a folder hold a training run: its checkpoints (or the backups an
+# interrupted swap leaves) and its metrics.
+RUN_ENTRIES = ("best", "last", ".best.old", ".last.old", "metrics.jsonl", "metrics.csv")
+RUN_WAY_OUT = ("continue it with --resume, write to another --out, or pass --overwrite to move it aside"
+               " (Python: resume=..., another out=, or overwrite=True)")
+
+
+def run_entries(out: str | os.PathLike) -> list[str]:
+    """The names in ``out`` that belong to a training run (empty when it holds none)."""
+    out = Path(out)
+    if not out.is_dir():
+        return []
+    return [name + ("/" if (out / name).is_dir() else "") for name in RUN_ENTRIES if (out / name).exists()]
+
+
+def export_entries(out: str | os.PathLike, name: str) -> list[str]:
+    """The files of an export named ``name`` in ``out`` (``name.onnx``, ``name.int8.onnx``, ...)."""
+    out = Path(out)
+    if not out.is_dir():
+        return []
+    return sorted(p.name for p in out.iterdir() if p.name.startswith(f"{name}."))
+
+
+def claim_output(out: str | os.PathLike, found: list[str], *, what: str, way_out: str, overwrite: bool,
+                 whole: bool = True, log: Callable[[str], None] | None = None) -> Path | None:
+    """The one rule for output folders: ``out`` holding ``found`` is refused, or moved aside with ``overwrite``.
+
+    Moving aside renames ``out`` (``whole``), or only the ``found`` entries,
+    to a fresh sibling ``<out>.old-<time>``, says where on ``log`` (stderr by
+    default) and returns it; nothing is deleted. Returns None when ``found``
+    is empty.
+    """
+    if not found:
+        return None
+    out = Path(out)
+    found = [name.rstrip("/") for name in found]
+    if not overwrite:
+        refuse_output(out, found, what=what, way_out=way_out)
+    # Renaming the working directory (zoo train --out .) would carry the new run away with it.
+    cwd_inside = Path.cwd().resolve().is_relative_to(out.resolve())
+    target = move_aside(out, None if whole and not cwd_inside else found)
+    (log or _stderr)(f"zoo: --overwrite: moved {what} in {out} aside to {target}")
+    return target
+
+
+def refuse_output(out: str | os.PathLike, found: list[str], *, what: str, way_out: str) -> None:
+    """Raise :class:`OutputExistsError` when ``out`` holds ``found``: the message lists them and the ways out."""
+    if not found:
+        return
+    out = Path(out)
+    names = [name.rstrip("/") for name in found]
+    listing = ", ".join(name + ("/" if (out / name).is_dir() else "") for name in names[:4])
+    listing += ", ..." if len(names) > 4 else ""
+    raise OutputExistsError(f"{out} already holds {what} ({listing}); {way_out}")
+
+
+def claim_run_dir(out: str | os.PathLike | None, *, resume: str | os.PathLike | None = None,
+                  overwrite: bool = False, main: bool | None = None,
+                  log: Callable[[str], None] | None = None) -> Path | None:
+    """Refuse a training ``out`` that holds a run unless ``resume`` continues it or ``overwrite`` moves it aside.
+
+    Resuming a checkpoint kept elsewhere into a folder holding another run is
+    refused the same way. Only the main process (``main``; torchrun's
+    ``RANK`` 0 by default) moves anything. Returns the aside folder, if any.
+    """
+    if out is None:
+        return None
+    out = Path(out)
+    found = run_entries(out)
+    if main is None:
+        main = os.environ.get("RANK", "0") == "0"
+    if resume is not None and Path(resume).resolve().is_relative_to(out.resolve()):
+        if overwrite:
+            raise OutputExistsError(
+                f"--overwrite would move aside {out}, whose checkpoint --resume {resume} continues; drop one of them"
+            )
+        return None
+    if overwrite and not main:
+        return None
+    what = "an earlier run" if resume is None else f"a run other than the one --resume {resume} continues"
+    return claim_output(out, found, what=what, way_out=RUN_WAY_OUT, overwrite=overwrite, log=log)
+
+
+def move_aside(path: str | os.PathLike, entries: list[str] | None = None) -> Path:
+    """Rename ``path`` (or only ``entries`` inside it) to a new ``<path>.old-<time>`` beside it; returns that."""
+    path = Path(os.path.abspath(path))  # "." has no name to put beside it
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target, n = path.with_name(f"{path.name}.old-{stamp}"), 1
+    while target.exists() or target.is_symlink():
+        n += 1
+        target = path.with_name(f"{path.name}.old-{stamp}-{n}")
+    if entries is None:
+        os.rename(path, target)
+    else:
+        target.mkdir()
+        for name in entries:
+            os.rename(path / name, target / name)
+    fsync_dir(path.parent)
+    return target
+
+
+def publish_folder(tmp: str | os.PathLike, out: str | os.PathLike, stale: list[str] | None = None,
+                   log: Callable[[str], None] | None = None, what: str = "the earlier export") -> Path | None:
+    """Put the files written in ``tmp`` into ``out``: a rename when ``out`` does not exist yet.
+
+    Otherwise the ``stale`` entries of ``out`` are first moved aside (see
+    :func:`claim_output`), then each file renamed in, so ``out`` never
+    holds new files beside stale ones. ``tmp`` must be on ``out``'s file
+    system. Returns the aside folder, if any.
+    """
+    tmp, out = Path(tmp), Path(out)
+    if not out.exists():
+        publish_mode(tmp, directory=True)
+        os.rename(tmp, out)
+        fsync_dir(out.parent)
+        return None
+    aside = claim_output(out, list(stale or []), what=what, way_out="", overwrite=True, whole=False, log=log)
+    for child in sorted(tmp.iterdir()):
+        os.replace(child, out / child.name)
+    tmp.rmdir()
+    fsync_dir(out)
+    return aside
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 # -- reading -------------------------------------------------------------------

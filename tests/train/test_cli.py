@@ -7,6 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
+import zoo
 from zoo.cli import cli
 from zoo.testing import make_image_folder
 
@@ -38,6 +39,24 @@ def test_train_evaluate_and_resume(folder, tmp_path):
     assert res.exit_code == 0, res.output
     rows = (out / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(r)["epoch"] for r in rows] == [1, 2, 3, 4]
+    # A finished run: resuming it to as many (or fewer) epochs has nothing to do and says so.
+    for epochs in (4, 2):
+        res = run("train", "net", "--data", folder, "--out", out, "--epochs", epochs, "--quiet", "--no-plot",
+                  "--model-arg", "kernel_size=5", "--resume")
+        assert res.exit_code == 1 and "best" not in res.output, res.output
+        assert "has trained 4 epochs" in res.output and "--epochs N with N > 4" in res.output
+    with pytest.raises(zoo.errors.NothingToResumeError, match="trained 4 epochs"):
+        zoo.fit("net", str(folder), out=out, resume=str(out / "last"), epochs=4, progress=False,
+                model_args={"kernel_size": 5})
+    # Without --resume it is never overwritten; --overwrite moves it aside whole, then trains afresh.
+    res = run("train", "net", "--data", folder, "--out", out, "--epochs", 1, "--quiet", "--no-plot")
+    assert res.exit_code == 1 and "already holds an earlier run" in res.output
+    res = run("train", "net", "--data", folder, "--out", out, "--epochs", 1, "--quiet", "--no-plot", "--overwrite")
+    assert res.exit_code == 0, res.output
+    (aside,) = tmp_path.glob("run.old-*")
+    assert f"aside to {aside}" in res.output
+    assert len((aside / "metrics.jsonl").read_text().splitlines()) == 4 and (aside / "best").is_dir()
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
 
 
 @pytest.mark.parametrize(

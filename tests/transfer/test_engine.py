@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from click.testing import CliRunner
@@ -75,15 +77,15 @@ def test_fallback_to_pytorch_names_the_reason(backbone, images, monkeypatch, how
             raise zoo.errors.ExportError("the exporter cannot trace this model")
 
         monkeypatch.setattr(eng, "export_backbone", broken)
-        reason = "cannot trace"
+        reason = "cannot trace"  # a regular expression
     else:
-        monkeypatch.setattr(eng, "ATOL", -1.0)  # no difference can pass
-        reason = "disagrees with PyTorch"
+        monkeypatch.setattr(eng, "ATOL", -1.0)  # no difference can pass: the real-batch check, or the export's own
+        reason = "(disagrees with|does not match) PyTorch"
     lines: list[str] = []
     engine = eng.choose_engine(backbone, sample_of(images), (3, 32, 32), log=lines.append)
     assert engine.name == "torch"
     assert [line for line in lines if "instead of ONNX Runtime" in line] == [lines[-1]]
-    assert reason in lines[-1]
+    assert re.search(reason, lines[-1])
     with pytest.raises(ZooError, match="--feature-engine onnxruntime"):
         eng.choose_engine(backbone, sample_of(images), (3, 32, 32), engine="onnxruntime")
 
@@ -128,12 +130,13 @@ def test_feature_pass_streams_whatever_the_cache_budget(tiny_folder, tmp_path):
     assert runs["cached"] == runs["streamed"]  # the same features, whether held in memory or read per batch
 
 
-def test_a_damaged_cached_backbone_falls_back_then_is_exported_again(images):
+def test_a_damaged_cached_backbone_is_exported_again(images):
     model = zoo.create_model("cifar8_resnet", num_classes=2, pretrained=False)
     path = eng.backbone_cache_dir() / f"{eng.weights_key(model, (3, 32, 32))}.onnx"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"not an onnx file")
     lines: list[str] = []
-    assert eng.choose_engine(model, sample_of(images), (3, 32, 32), log=lines.append).name == "torch"
-    assert "instead of ONNX Runtime" in lines[-1] and not path.exists()
+    # The damaged file is removed and exported again at once, not left to fail every later run.
+    assert eng.choose_engine(model, sample_of(images), (3, 32, 32), log=lines.append).name == "onnxruntime"
+    assert "cached backbone" in lines[0] and "exporting it again" in lines[0] and path.stat().st_size > 1000
     assert eng.choose_engine(model, sample_of(images), (3, 32, 32)).name == "onnxruntime"

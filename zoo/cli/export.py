@@ -60,6 +60,8 @@ QUANTIZE_KINDS = ("fp16", "int8")
               help="Fail a static int8 export that loses more points of accuracy on --data images not used to calibrate.")
 @click.option("--calibration-images", type=click.IntRange(min=1), default=128, show_default=True,
               help="Images of --data set aside to calibrate static int8 (at most half of them).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an earlier export of --name in --out (its files are moved aside to OUT.old-TIME).")
 @click.option("--pretrained", is_flag=True, help="SOURCE is a model name: load its pretrained weights.")
 @click.option("--num-classes", type=int, help="SOURCE is a model name: build with this many classes.")
 @click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Architecture argument (repeatable).")
@@ -68,7 +70,7 @@ QUANTIZE_KINDS = ("fp16", "int8")
 def export_command(source: str, formats: tuple[str, ...], out_dir: str, name: str, opset: int, exporter: str,
                    spatial: str, data: str | None, batch_size: int, atol: float, warn_only: bool,
                    quantize: tuple[str, ...], int8_mode: str, max_accuracy_drop: float, calibration_images: int,
-                   pretrained: bool, num_classes: int | None,
+                   overwrite: bool, pretrained: bool, num_classes: int | None,
                    model_args: tuple[str, ...], as_json: bool, quiet: bool) -> None:
     """Export SOURCE (a model name, or a checkpoint directory) to ONNX and/or safetensors.
 
@@ -83,7 +85,7 @@ def export_command(source: str, formats: tuple[str, ...], out_dir: str, name: st
     log = (lambda line: None) if (as_json or quiet) else (lambda line: click.echo(line, err=True))
     written = export(
         source, _formats(formats), out_dir,
-        pretrained=pretrained, num_classes=num_classes, model_kwargs=parse_key_values(model_args),
+        pretrained=pretrained, num_classes=num_classes, model_kwargs=parse_key_values(model_args), overwrite=overwrite,
         name=name, opset=opset, exporter=exporter, spatial=spatial, data=data, batch_size=batch_size,
         atol=atol, warn_only=warn_only, quantize=list(quantize), log=log,
         quantize_options={"int8_mode": int8_mode, "max_accuracy_drop": max_accuracy_drop,

@@ -181,13 +181,15 @@ def pretrain_group() -> None:
 @device_option()
 @amp_option()
 @click.option("--resume", type=click.Path(), metavar="CKPT", help="Continue from a checkpoint directory (OUT/last).")
+@click.option("--overwrite", is_flag=True, help="Move an earlier run in --out aside (to OUT.old-TIME) instead of refusing to start.")
 @click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Architecture argument (repeatable).")
 @json_option()
 @quiet_option()
 def pretrain_autoencoder_command(name: str | None, data: str, arch: str | None, out: str | None, loss: str, noise: float,
                                  epochs: int, batch_size: int, lr: float, weight_decay: float, limit: int | None,
                                  val_split: float, val_fraction: float | None, seed: int, device: str, amp: bool | None,
-                                 resume: str | None, model_args: tuple[str, ...], as_json: bool, quiet: bool) -> None:
+                                 resume: str | None, overwrite: bool, model_args: tuple[str, ...], as_json: bool,
+                                 quiet: bool) -> None:
     """Train autoencoder NAME [ae_conv_32] to reconstruct the images of --data; its encoder then backs
     'zoo finetune --encoder OUT/best'.
 
@@ -207,7 +209,7 @@ def pretrain_autoencoder_command(name: str | None, data: str, arch: str | None, 
     result = pretrain_autoencoder(name, data, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                                   loss=loss, noise=noise, val_fraction=val_split if val_fraction is None else val_fraction,
                                   limit=limit, seed=seed, out=out_dir, model_kwargs=parse_key_values(model_args),
-                                  log=log, device=device, amp=amp, resume=resume)
+                                  log=log, device=device, amp=amp, resume=resume, overwrite=overwrite)
     shown = result.val_loss if result.val_loss is not None else result.train_loss
     if as_json:
         click.echo(json.dumps({"loss": loss, "best_loss": shown, "images": result.images,

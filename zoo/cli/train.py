@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -120,6 +119,8 @@ def _input_size(text: str | None) -> tuple[int, int, int] | None:
 @quiet_option()
 @click.option("--resume", is_flag=False, flag_value=RESUME_LAST, default=None, metavar="[CKPT]",
               help="Continue from a checkpoint directory [OUT/last when given without a value].")
+@click.option("--overwrite", is_flag=True,
+              help="Move an earlier run in --out aside (to OUT.old-TIME) instead of refusing to start.")
 @click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Architecture argument (repeatable).")
 @click.option("--accumulate", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
               help="Sum the gradients of N batches before each optimizer step (an N times larger batch).")
@@ -145,12 +146,7 @@ def train_command(name: str, data: str, out: str | None, nproc: int | None, as_j
       zoo train net --config recipe.toml --lr 0.05                (the recipe, with another lr)
       zoo train --config runs/net/best/config.json --out runs/again  (rerun a recorded run)
     """
-    if nproc is not None and nproc > 1:
-        from zoo.train.distributed import launch_nproc, relaunch_args
-
-        sys.exit(launch_nproc(nproc, relaunch_args(sys.argv[1:], "train")))
-    from zoo.train import load_folder_for
-    from zoo.train.trainer import Trainer
+    from zoo.io import claim_run_dir
 
     mean_v, std_v = floats(mean, "--mean"), floats(std, "--std")
     if (mean_v is None) != (std_v is None):
@@ -158,9 +154,16 @@ def train_command(name: str, data: str, out: str | None, nproc: int | None, as_j
     out_dir = Path(out) if out else Path("runs") / name.replace("/", "_")
     if resume == RESUME_LAST:
         resume = str(out_dir / "last")
-    elif resume is None and (out_dir / "last").exists() and os.environ.get("RANK", "0") == "0":
-        click.echo(f"zoo: {out_dir} holds an earlier run; its checkpoints will be replaced"
-                   " (--resume continues it instead)", err=True)
+    claim_run_dir(out_dir, resume=resume, overwrite=options["overwrite"])  # before any data is read
+    if nproc is not None and nproc > 1:
+        from zoo.train.distributed import launch_nproc, relaunch_args
+
+        # The workers find the earlier run moved aside already; they must not refuse the empty folder.
+        argv = [a for a in sys.argv[1:] if a != "--overwrite"]
+        sys.exit(launch_nproc(nproc, relaunch_args(argv, "train")))
+    from zoo.train import load_folder_for
+    from zoo.train.trainer import Trainer
+
     cfg = make_train_config(options, out_dir=out_dir, resume=resume, milestones=milestones, input_size=input_size,
                             cache=cache, no_plot=no_plot, quiet=quiet, model_args=model_args)
     dataset = load_folder_for(name, data, cfg)

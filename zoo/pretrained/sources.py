@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from zoo.text import first_line
+
 # Any of these set to a true value keeps zoo off the network.
 OFFLINE_VARS = ("ZOO_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 HF_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -121,10 +123,15 @@ def find_hf_cache(spec: Any, weights: Any, allow_download: bool = False) -> str 
 
 
 def download(spec: Any, weights: Any, allow_download: bool = False) -> str | None:
-    """Fetch the weights into the usual cache; only when allowed and online."""
+    """Fetch the weights into the usual cache; only when allowed and online.
+
+    A failure raises (see :func:`download_failure`), except a Hugging Face
+    file name the repository lacks, which tries the next name and the URL.
+    """
     if not allow_download or not network_allowed():
         return None
     hub_id = getattr(weights, "hf_hub_id", None)
+    hub_error: BaseException | None = None
     if hub_id:
         try:
             from huggingface_hub import hf_hub_download
@@ -134,8 +141,11 @@ def download(spec: Any, weights: Any, allow_download: bool = False) -> str | Non
             for name in HF_FILES:
                 try:
                     return hf_hub_download(hub_id, name)
-                except Exception:  # try the next file name, then the URL
-                    continue
+                except Exception as exc:
+                    if download_failure(exc)[0] == "missing":
+                        continue
+                    hub_error = DownloadFailed(hub_id, exc, hub=True)  # the URL may still work
+                    break
     url = getattr(weights, "url", None)
     name = weight_file_name(weights)
     if url and name:
@@ -143,7 +153,59 @@ def download(spec: Any, weights: Any, allow_download: bool = False) -> str | Non
 
         target = torch_hub_dir() / "checkpoints" / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        # download_url_to_file writes to a temporary name and renames it.
-        torch.hub.download_url_to_file(url, str(target), progress=True)
+        try:
+            # download_url_to_file writes to a temporary name and renames it.
+            torch.hub.download_url_to_file(url, str(target), progress=True)
+        except Exception as exc:
+            raise hub_error or DownloadFailed(url, exc) from None  # the hub's reason first: it was asked first
         return str(target)
+    if hub_error is not None:
+        raise hub_error
     return None
+
+
+class DownloadFailed(Exception):
+    """A download from ``where`` (a hub repository or a URL) that raised ``cause``."""
+
+    def __init__(self, where: str, cause: BaseException, hub: bool = False) -> None:
+        super().__init__(f"{where}: {first_line(cause)}")
+        self.where, self.cause, self.hub = where, cause, hub
+
+
+GATED = "gated or private: log in (huggingface-cli login, or set HF_TOKEN) with an account that may read it"
+DENIED = "access denied by the server; download the file yourself and pass --weights FILE"
+_CONNECTION_NAMES = ("ConnectError", "ConnectionError", "ConnectTimeout", "Timeout", "LocalEntryNotFoundError",
+                     "OfflineModeIsEnabled")
+
+
+def download_failure(exc: BaseException) -> tuple[str, str]:
+    """``(kind, text)`` of a failed download: ``denied`` (HTTP 401/403), ``missing`` (404), ``offline``
+    (no connection) or ``other``; ``text`` says it in a few words for the user (a hub's 401/403: log in)."""
+    import socket
+    import urllib.error
+
+    hub = isinstance(exc, DownloadFailed) and exc.hub
+    exc = exc.cause if isinstance(exc, DownloadFailed) else exc
+    status = _http_status(exc)
+    if status in (401, 403):
+        return "denied", f"HTTP {status}: {GATED if hub else DENIED}"
+    if status == 404 or type(exc).__name__ in ("EntryNotFoundError", "RemoteEntryNotFoundError"):
+        return "missing", f"HTTP 404: {first_line(exc)}"
+    seen: BaseException | None = exc
+    for _ in range(8):  # the exception, its reasons and its causes
+        if seen is None:
+            break
+        if isinstance(seen, (socket.gaierror, ConnectionError, TimeoutError)) or any(
+                part in type(seen).__name__ for part in _CONNECTION_NAMES) or (
+                isinstance(seen, urllib.error.URLError) and not isinstance(seen, urllib.error.HTTPError)):
+            reason = getattr(seen, "reason", None) if isinstance(seen, urllib.error.URLError) else seen
+            return "offline", f"no network ({first_line(str(reason or seen))})"
+        seen = seen.__cause__ or seen.__context__
+    return "other", first_line(exc)
+
+
+def _http_status(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None) or getattr(exc, "code", None) or getattr(exc, "status", None)
+    return status if isinstance(status, int) else None
+

@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any, Sequence
 
 from zoo.errors import DataError
+from zoo.io import claim_run_dir
 from zoo.registry import model_info
 from zoo.train.config import TrainConfig
 from zoo.train.trainer import Trainer, TrainResult
@@ -35,6 +36,7 @@ def fit(
     if out is not None:
         options["out"] = str(out)
     cfg = replace(config, **options) if config is not None else TrainConfig(**options)
+    claim_run_dir(cfg.out, resume=cfg.resume, overwrite=cfg.overwrite)  # before decoding the folder
     if isinstance(data, (str, os.PathLike)):
         data = load_folder_for(model, data, cfg, input_size=trainer_kwargs.get("input_size"))
     return Trainer(model, data, val_data, cfg, **trainer_kwargs).fit()

@@ -12,9 +12,10 @@ The resume rule, one for every case:
   is the 60-epoch cosine curve from its 50th epoch on; with a scheduler added
   or changed it is the new schedule from that step.
 * What the rule cannot honour is refused with one line: another optimizer
-  type, another architecture or class list, fewer epochs than already trained
-  is fine (nothing to do), and a mid-epoch checkpoint resumed with another
-  number of batches per epoch.
+  type, another architecture or class list, a mid-epoch checkpoint resumed
+  with another number of batches per epoch, and ``--epochs`` no larger than
+  the epochs already trained (nothing to do: it says so instead of
+  reporting the old run as if it had just run).
 
 A checkpoint written by Ctrl-C in the middle of an epoch holds the state at
 the end of the last finished step and the position in the epoch; resuming it
@@ -28,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
-from zoo.errors import CheckpointError, ZooError
+from zoo.errors import CheckpointError, NothingToResumeError, ZooError
 from zoo.registry import model_info
 from zoo.text import detail_line
 
@@ -152,6 +153,16 @@ def check_position(steps: int, state: Mapping[str, Any], source: str) -> None:
             f"cannot resume from {source!r}: it stopped in the middle of epoch {int(state['epoch']) + 1} with"
             f" {state.get('steps_per_epoch')} batches per epoch, and this run has {steps}; resume with the same"
             " data and --batch-size"
+        )
+
+
+def check_epochs_left(state: Mapping[str, Any], epochs: int, source: str) -> None:
+    """Resuming a run that has trained ``epochs`` already is refused: there is nothing to do."""
+    done = int(state.get("epoch", 0))
+    if done >= epochs:
+        raise NothingToResumeError(
+            f"nothing to resume: {source!r} has trained {done} epoch{'s' if done != 1 else ''} and --epochs {epochs}"
+            f" asks for no more; pass --epochs N with N > {done} to train further"
         )
 
 

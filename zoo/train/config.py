@@ -58,6 +58,7 @@ class TrainConfig:
     progress: bool = True
     out: str | None = None
     resume: str | None = None  # a checkpoint directory (usually OUT/last)
+    overwrite: bool = False  # an out that holds a run is refused; True moves that run aside first (zoo.io)
     model_args: dict[str, Any] = field(default_factory=dict)
     input_size: tuple[int, int, int] | None = None
     accumulate: int = 1  # batches whose gradients are summed before one optimizer step

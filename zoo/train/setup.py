@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Mapping
 
 from zoo.errors import CheckpointError, DataError, ZooError
+from zoo.io import claim_run_dir
 from zoo.registry import model_info
 from zoo.train import checkpointer as ckpt
 from zoo.train.callbacks import Callbacks
@@ -27,6 +28,7 @@ def setup_run(trainer: "Trainer") -> None:
             "checkpoints need a model built by zoo.create_model (it records the architecture);"
             " build it that way, or train without out="
         )
+    claim_run_dir(trainer.out, resume=cfg.resume, overwrite=cfg.overwrite, main=trainer.dist.is_main)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     n_train = length(trainer.train_data)
@@ -43,6 +45,7 @@ def setup_run(trainer: "Trainer") -> None:
     state = resume_config = None
     if cfg.resume:
         state, resume_config = ckpt.Checkpointer.read(cfg.resume, trainer.model, trainer.class_names)
+        ckpt.check_epochs_left(state, cfg.epochs, cfg.resume)
         trainer.mean = trainer.mean or resume_config.get("mean")
         trainer.std = trainer.std or resume_config.get("std")
     if trainer.mean is None or trainer.std is None:

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from zoo.errors import CheckpointError, DataError, ZooError
+from zoo.io import claim_run_dir
 from zoo.registry import model_info
 from zoo.runtime.skips import as_report
 
@@ -126,6 +127,7 @@ def pretrain_autoencoder(
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, optimizer="adam",
                       scheduler="onecycle", seed=seed, out=str(out) if out is not None else None, monitor="val_loss",
                       plot=False, **{"progress": log is not None, **train_options})
+    claim_run_dir(cfg.out, resume=cfg.resume, overwrite=cfg.overwrite)  # before decoding the images
     torch.manual_seed(seed)
     t0 = time.time()
     if isinstance(data, torch.Tensor):

@@ -1,11 +1,12 @@
 """The engine of the frozen feature pass: ONNX Runtime when it gives PyTorch's numbers, else PyTorch.
 
 A frozen backbone is inference, so its pre-logits are exported to ONNX
-(once per set of weights: the file is cached under their hash), checked
+(once per backbone: the file is cached under :func:`weights_key`), checked
 against PyTorch on a real batch with the tolerance of ``zoo export``, and
-run with ONNX Runtime, 3-4x faster than eager PyTorch on a laptop CPU. When
+run with ONNX Runtime, 3-4x faster than eager PyTorch on a laptop CPU. A
+cached file that fails the check is removed and exported once more; when
 the export or the check fails, PyTorch (channels-last, ``inference_mode``)
-computes the features and one line says why.
+computes the features and one line says why, and the next run tries again.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from zoo.text import first_line
 ENGINES = ("auto", "onnxruntime", "torch")
 ATOL = 1e-4  # zoo export's default tolerance: max abs diff <= ATOL * max(1, max |PyTorch output|)
 CACHE_ENV = "ZOO_CACHE_DIR"
+# export_onnx's options for a cached backbone; part of the cache key (weights_key), as is the opset.
+EXPORT_SETTINGS = {"spatial": "static", "batch_size": 2, "exporter": "auto"}
 ESTIMATE_FROM = 1000  # images: below this the whole pass takes seconds, and an estimate is noise
 
 
@@ -51,18 +54,49 @@ def backbone_cache_dir() -> Path:
 
 
 def weights_key(model: nn.Module, input_size: Sequence[int]) -> str:
-    """A hash of the backbone's weights and buffers (the head left out), its class and the input size."""
-    from zoo.transfer.freeze import head_param_names
+    """A hash of what the exported backbone computes: its weights and buffers (the head left out), its
+    arguments without parameters (``act_layer``, ``global_pool``, ... as the model's kwargs and its module
+    tree), the input size and the exporter's settings and versions."""
+    import json
 
-    head = set(head_param_names(model))
-    digest = hashlib.sha256(f"{type(model).__qualname__}|{list(input_size)}|{torch.__version__}".encode())
+    from zoo.registry import model_info
+    from zoo.transfer.freeze import head_module, head_param_names
+
+    info = model_info(model)
+    arguments = json.dumps({"arch": info.name, "kwargs": info.kwargs, "in_chans": info.in_chans}, sort_keys=True,
+                           default=_stable_name) if info is not None else ""
+    head = head_module(model)
+    head_ids = {id(m) for m in head.modules()} if head is not None else set()
+    # The layer types and their settings (Dropout's p, a pool's type, an activation): arguments that leave no
+    # parameter behind still change the module tree. The head is left out: its class count is not the backbone's.
+    tree = [f"{name}:{type(m).__qualname__}({m.extra_repr()})" for name, m in model.named_modules()
+            if id(m) not in head_ids]
+    digest = hashlib.sha256("|".join([type(model).__qualname__, str(list(input_size)), arguments, *tree,
+                                      *_exporter_settings()]).encode())
+    skip = set(head_param_names(model))
     for name, tensor in sorted(model.state_dict().items()):
-        if name in head:
+        if name in skip:
             continue
         flat = tensor.detach().to("cpu").contiguous().reshape(-1)
         digest.update(f"{name}|{flat.dtype}|{tuple(tensor.shape)}".encode())
         digest.update(flat.view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()[:24]
+
+
+def _stable_name(value: Any) -> str:
+    """A name for a kwarg JSON cannot write that stays the same across runs (no ``0x...`` address)."""
+    qualname = getattr(value, "__qualname__", None)
+    return f"{getattr(value, '__module__', '')}.{qualname}" if qualname else repr(value)
+
+
+def _exporter_settings() -> list[str]:
+    """What else decides the exported graph: the options export_backbone passes and the libraries' versions."""
+    import onnx
+
+    from zoo.export.onnx_export import DEFAULT_OPSET
+
+    return [f"{key}={value}" for key, value in sorted({**EXPORT_SETTINGS, "opset": DEFAULT_OPSET,
+                                                       "torch": torch.__version__, "onnx": onnx.__version__}.items())]
 
 
 class TorchFeatures:
@@ -133,8 +167,8 @@ def export_backbone(model: nn.Module, input_size: Sequence[int], folder: Path, k
     was = model.training
     try:
         # export_onnx writes into a temporary folder and renames into place: no half-written file.
-        return export_onnx(PreLogits(model).eval(), config, folder, name=key, spatial="static",
-                           real_images=False, batch_size=2, atol=ATOL)
+        return export_onnx(PreLogits(model).eval(), config, folder, name=key, real_images=False, atol=ATOL,
+                           **EXPORT_SETTINGS)
     finally:
         model.train(was)
 
@@ -180,37 +214,53 @@ def choose_engine(
 
 def _validated_session(model: nn.Module, sample: torch.Tensor, input_size: Sequence[int], threads: int | None,
                        say: Callable[[str], None]):
+    model = model.to("cpu")
+    key = weights_key(model, input_size)
+    path = backbone_cache_dir() / f"{key}.onnx"
+    if path.is_file():
+        try:
+            return _checked_session(model, sample, input_size, threads, key)
+        except Exception as exc:  # _checked_session removed the file: one fresh export may agree
+            say(f"feature pass: the cached backbone {path.name} failed ({first_line(exc)}); exporting it again")
+    say("feature pass: exporting the backbone to ONNX (once for these weights)")
+    return _checked_session(model, sample, input_size, threads, key)
+
+
+def _checked_session(model: nn.Module, sample: torch.Tensor, input_size: Sequence[int], threads: int | None,
+                     key: str) -> "OnnxFeatures":
+    """A session over the cached (or newly exported) backbone that agrees with PyTorch on ``sample``.
+
+    When it cannot be opened or disagrees, the file is removed, so the next
+    run exports afresh instead of falling back to PyTorch for good.
+    """
     from zoo.export import validate as val
     from zoo.runtime import metadata as md
     from zoo.runtime.model import open_session
 
-    model = model.to("cpu")
-    key = weights_key(model, input_size)
-    if not (backbone_cache_dir() / f"{key}.onnx").is_file():
-        say("feature pass: exporting the backbone to ONNX (once for these weights)")
     path = export_backbone(model, input_size, backbone_cache_dir(), key)
     import gc
 
     gc.collect()  # the exporter's graphs go before the session arrives: a first run peaks no higher than a cached one
     try:
         session = open_session(path, "cpu", threads=threads or torch.get_num_threads())
-    except Exception:
-        path.unlink(missing_ok=True)  # a damaged cached file: the next run exports afresh
-        raise
-    prelogits = PreLogits(model)
-    was = model.training
-    model.eval()
-    try:
-        def reference(x: np.ndarray) -> np.ndarray:
-            with torch.inference_mode():
-                return prelogits(torch.from_numpy(x)).float().numpy()
+        prelogits = PreLogits(model)
+        was = model.training
+        model.eval()
+        try:
+            def reference(x: np.ndarray) -> np.ndarray:
+                with torch.inference_mode():
+                    return prelogits(torch.from_numpy(x)).float().numpy()
 
-        real = np.ascontiguousarray(sample.detach().to("cpu", torch.float32).numpy())
-        checks = val.compare(session, reference, {f"images, batch {len(real)}": real}, ATOL, input_name=md.INPUT_NAME)
-    finally:
-        model.train(was)
-    if not all(c.passed for c in checks):
-        raise ZooError(f"ONNX Runtime disagrees with PyTorch on a real batch ({val.describe_failure(checks)})")
+            real = np.ascontiguousarray(sample.detach().to("cpu", torch.float32).numpy())
+            checks = val.compare(session, reference, {f"images, batch {len(real)}": real}, ATOL,
+                                 input_name=md.INPUT_NAME)
+        finally:
+            model.train(was)
+        if not all(c.passed for c in checks):
+            raise ZooError(f"ONNX Runtime disagrees with PyTorch on a real batch ({val.describe_failure(checks)})")
+    except Exception:
+        path.unlink(missing_ok=True)
+        raise
     return OnnxFeatures(session, md.INPUT_NAME)
 
 

@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 
 from zoo.checkpoint import LOCAL_DIR, timm_folder_config
 from zoo.errors import ZooError
+from zoo.io import claim_run_dir
 from zoo.registry import model_info
 from zoo.train.scope import restores_process
 
@@ -286,6 +287,7 @@ def finetune(
         prepared = prepare(source, len(classes), options, cfg.lr, cfg.model_args)
         cached, reason = _cache_decision(prepared, options, cfg)
         return describe_plan(prepared, cached=cached, reason=reason)
+    claim_run_dir(cfg.out, resume=cfg.resume, overwrite=cfg.overwrite)  # before the data and the feature pass
     t0 = time.time()
     # A scan first (no decoding): whether features are cached decides whether images are kept at all.
     dataset = _load(data, source, options, cfg, cache=False)
