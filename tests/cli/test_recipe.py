@@ -89,4 +89,4 @@ def test_shipped_recipes_are_finetune_options_and_lose_to_config_and_flags(tmp_p
         got = json.loads(run(probe, "x", "--data", "d", *args).output)
         assert got["lr"] == 0.2 and got["epochs"] == 10 and got["optimizer"] == "adamw"
     assert json.loads(run(probe, "x", "--data", "d", "--recipe", "linear-probe", "--epochs", "2").output)["epochs"] == 2
-    assert "zoo ships full, gradual-unfreeze, linear-probe" in run(probe, "x", "--recipe", "nope").output
+    assert "choose frozen, lp-ft, auto, or a preset zoo ships: full, gradual-unfreeze, linear-probe" in run(probe, "x", "--recipe", "nope").output

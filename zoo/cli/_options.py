@@ -170,22 +170,30 @@ def shipped_recipes() -> dict[str, Any]:
     return {p.stem: p for p in sorted(folder.glob("*.toml"))}
 
 
-def recipe_option():
-    """``--recipe NAME``: a shipped recipe (:func:`shipped_recipes`); ``--config`` and flags win over it."""
+# The recipes that are procedures (zoo.transfer.recipes); every other --recipe name is a shipped preset file.
+PROCEDURES = ("frozen", "lp-ft", "auto")
 
-    def load(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-        if value is None:
-            return None
+
+def recipe_option():
+    """``--recipe NAME``: a procedure (:data:`PROCEDURES`, zoo.transfer.recipes) or a preset shipped with zoo
+    (:func:`shipped_recipes`: option values, run by ``frozen``, the options-as-given procedure); ``--config``
+    and flags win over a preset's values."""
+
+    def load(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+        if value is None or value in PROCEDURES:
+            return value or "frozen"
         recipes = shipped_recipes()
         if value not in recipes:
-            raise click.BadParameter(f"no recipe {value!r}; zoo ships {', '.join(recipes) or 'none'}",
-                                     ctx=ctx, param=param)
+            raise click.BadParameter(f"no recipe {value!r}; choose {', '.join(PROCEDURES)}, or a preset zoo ships:"
+                                     f" {', '.join(recipes) or 'none'}", ctx=ctx, param=param)
         ctx.default_map = {**read_recipe(str(recipes[value]), ctx.command), **(ctx.default_map or {})}
-        return value
+        return "frozen"
 
-    return click.option("--recipe", is_eager=True, expose_value=False, callback=load, metavar="NAME",
-                        help="A preset shipped with zoo: linear-probe, gradual-unfreeze or full"
-                             " (zoo/assets/recipes); --config and flags win over it.")
+    return click.option("--recipe", is_eager=True, callback=load, metavar="NAME",
+                        help="frozen [default]: the options as given; lp-ft: linear head, then the whole network at"
+                             " a small --lr; auto: the better of the two on validation within --budget"
+                             " (docs/transfer.md); or a preset's options: linear-probe, gradual-unfreeze, full"
+                             " (zoo/assets/recipes; --config and flags win over it).")
 
 
 def _load_recipe_file(path: str) -> dict[str, Any]:

@@ -81,9 +81,6 @@ def _shared_train_options() -> list[click.Parameter]:
 @click.option("--feature-engine", type=click.Choice(["auto", "onnxruntime", "torch"]), default=_DEFAULT.feature_engine, show_default=True,
               help="What computes cached features: ONNX Runtime when it matches PyTorch (auto), or either one.")
 @click.option("--dry-run", is_flag=True, help="Print the trainable/frozen parameters per group with their learning rates, then stop.")
-@click.option("--recipe", type=click.Choice(["frozen", "lp-ft", "auto"]), default="frozen", show_default=True,
-              help="frozen: the options as given; lp-ft: linear head, then the whole network at a small --lr;"
-                   " auto: the better of the two on validation within --budget (docs/transfer.md).")
 @click.option("--budget", type=float, metavar="MINUTES", help="Wall-time budget of --recipe auto [10] or lp-ft [none].")
 def finetune_command(source: str | None, weights: str | None, tag: str | None, encoder: str | None, head: str,
                      head_dropout: float, freeze: str, freeze_patterns: tuple[str, ...], bn_policy: str,
