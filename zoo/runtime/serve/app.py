@@ -181,6 +181,7 @@ class Server:
             if served.model.task != "classification":
                 raise ApiError(400, f"{served.name} is a {served.model.task} model; send tensors to /v2/models/{served.name}/infer", "task")
             top_k = _top_k(request, self.config.top_k)
+            threshold = _threshold(request, served.model.threshold)
             await self._run(served, None)  # a full queue refuses before the body is read or decoded
             data = await _image_bytes(request)
             start = time.perf_counter()
@@ -193,7 +194,7 @@ class Server:
             decoded = time.perf_counter()
             logits = await self._run(served, rows)
             done = time.perf_counter()
-            pred = served.model.top_k(served.model.scores(logits), ["upload"], top_k)[0]
+            pred = served.model.top_k(served.model.scores(logits), ["upload"], top_k, threshold=threshold)[0]
             answer = pred.to_dict()
             answer.pop("input")
             return {
@@ -341,6 +342,20 @@ def _top_k(request: Any, default: int) -> int:
         value = 0
     if not 1 <= value <= 1000:
         raise ApiError(400, f"top_k must be a whole number from 1 to 1000, not {raw[:20]!r}", "bad_query")
+    return value
+
+
+def _threshold(request: Any, default: float) -> float:
+    """``?threshold=`` of a multi-label model: the probability at which a label is given."""
+    raw = request.query_params.get("threshold")
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise ApiError(400, f"threshold must be a probability from 0 to 1, not {raw[:20]!r}", "bad_query")
     return value
 
 
