@@ -118,3 +118,11 @@ def test_row_order_never_changes_the_samples_or_the_split(folder, order, val_spl
     assert (by_table.val is None) == (by_folder.val is None)
     if by_table.val is not None:
         assert by_table.val.paths == by_folder.val.paths
+
+
+def test_pretraining_reads_the_images_a_table_lists(folder):
+    from zoo.transfer.encoder import unlabelled_images
+
+    table = write_table(folder / "some.csv", folder_rows(folder)[:5] + [("gone.png", "x")])
+    images, skipped = unlabelled_images(table, (3, 32, 32))
+    assert images.shape == (5, 3, 32, 32)
