@@ -78,3 +78,6 @@ def test_zoo_loads_and_finetunes_a_folder_timm_saved(tmp_path, x):
     (tmp_path / "hf" / "pytorch_model.bin").unlink()
     with pytest.raises(CheckpointError, match="has no model.safetensors or pytorch_model.bin"):
         checkpoint.load_timm_folder(tmp_path / "hf")
+    save_for_hf(saved, tmp_path / "hf", safe_serialization=True)  # a hub snapshot's model.safetensors
+    with torch.no_grad():
+        assert torch.equal(checkpoint.load_timm_folder(tmp_path / "hf")[0](x), saved(x))

@@ -6,6 +6,8 @@ import csv
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zoo.data import find_layout, load_image_data
 from zoo.data.folder import eval_files
@@ -61,8 +63,13 @@ def test_a_table_trains_exactly_like_its_folders(folder, tmp_path):
     assert a.history[-1]["train_loss"] == b.history[-1]["train_loss"]
     wa, wb = zoo_weights(a.best_path), zoo_weights(b.best_path)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
-    # Scoring a table: every row when it marks no validation rows.
+    # Scoring a table: every row when it marks no validation rows; mistakes read its labels as folders.
     assert evaluate(b.best_path, str(table)).accuracy == evaluate(b.best_path, str(folder)).accuracy
+    from zoo.train.confident import confident_mistakes
+
+    by_table, by_folder = (confident_mistakes(b.best_path, str(d), 0.5) for d in (table, folder))
+    assert by_table.num_images == by_folder.num_images == 24
+    assert sorted(m.path for m in by_table.mistakes) == sorted(m.path for m in by_folder.mistakes)
 
 
 def zoo_weights(path):
@@ -99,3 +106,23 @@ def test_bad_tables_are_clear_errors(folder, tmp_path):
         read_table(write_table(tmp_path / "v.csv", [(rows[0][0], "a", "maybe")], ("path", "label", "is_valid")))
     with pytest.raises(DataError, match="no validation column"):
         eval_files(write_table(folder / "plain.csv", rows), "val")
+
+
+@settings(max_examples=25, deadline=None)
+@given(order=st.permutations(range(24)), val_split=st.sampled_from([0, 0.25, 0.5]), seed=st.integers(0, 3))
+def test_row_order_never_changes_the_samples_or_the_split(folder, order, val_split, seed):
+    rows = folder_rows(folder, shuffle=False)
+    table = write_table(folder / f"perm{seed}.csv", [rows[i] for i in order])
+    by_table, by_folder = find_layout(table, val_split=val_split, seed=seed), find_layout(folder, val_split=val_split, seed=seed)
+    assert (by_table.train.paths, by_table.train.labels) == (by_folder.train.paths, by_folder.train.labels)
+    assert (by_table.val is None) == (by_folder.val is None)
+    if by_table.val is not None:
+        assert by_table.val.paths == by_folder.val.paths
+
+
+def test_pretraining_reads_the_images_a_table_lists(folder):
+    from zoo.transfer.encoder import unlabelled_images
+
+    table = write_table(folder / "some.csv", folder_rows(folder)[:5] + [("gone.png", "x")])
+    images, skipped = unlabelled_images(table, (3, 32, 32))
+    assert images.shape == (5, 3, 32, 32)

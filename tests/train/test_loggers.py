@@ -58,11 +58,12 @@ def test_mlflow_holds_metrics_params_and_the_best_checkpoint(tracked):
         run = client.search_runs([client.get_experiment_by_name("zoo").experiment_id])[0]
         history = client.get_metric_history(run.info.run_id, "val_loss")
         artifacts = [a.path for a in client.list_artifacts(run.info.run_id, "best")]
+        artifacts += [a.path for a in client.list_artifacts(run.info.run_id)]
     assert [m.step for m in history] == [r["epoch"] for r in rows]
     assert [m.value for m in history] == pytest.approx([r["val_loss"] for r in rows], rel=1e-9)
     assert run.data.params["lr"] == "0.05" and run.data.params["model"] == "net"
     assert run.info.status == "FINISHED" and run.info.run_name == out.name
-    assert {"best/model.safetensors", "best/config.json"} <= set(artifacts)
+    assert {"best/model.safetensors", "best/config.json", "metrics.jsonl"} <= set(artifacts)
 
 
 def test_an_unreachable_mlflow_costs_one_warning(folder, tmp_path, capsys):

@@ -74,7 +74,10 @@ def test_checkpoint_onnx_runtime_and_serve_give_the_same_labels(trained, tagged,
         assert np.allclose(a.probabilities, b.probabilities, atol=1e-4)
     with TestClient(Server(load_models([str(onnx)], provider="cpu"), ServeConfig()).app()) as client:
         served = client.post("/v1/models/model/predict", content=images[0].read_bytes()).json()
+        everything = client.post("/v1/models/model/predict?threshold=0", content=images[0].read_bytes()).json()
+        bad = client.post("/v1/models/model/predict?threshold=2", content=images[0].read_bytes())
     assert [x["label"] for x in served["labels"]] == by_onnx[0].labels
+    assert len(everything["labels"]) == 6 and bad.status_code == 400
     assert by_onnx[0].to_dict()["labels"][0]["probability"] >= 0.5
 
 

@@ -127,7 +127,7 @@ def table_options(multi_label: bool = True):
     if multi_label:
         options.append(click.option("--multi-label", is_flag=True,
                                     help="Several labels per table row (sigmoid outputs, BCE loss)."))
-    options.append(click.option("--label-delim", default=" ", show_default=repr(" "),
+    options.append(click.option("--label-delim", default=" ", show_default="a space",
                                 help="What separates the labels of one row with --multi-label."))
 
     def apply(fn):

@@ -132,9 +132,11 @@ class Predictor:
         """The model's logits as probabilities: a softmax over classes, or one sigmoid each when multi-label."""
         return sigmoid(logits) if self.multi_label else softmax(logits)
 
-    def top_k(self, probs: np.ndarray, sources: Sequence[str], k: int = 5) -> list[Prediction]:
+    def top_k(self, probs: np.ndarray, sources: Sequence[str], k: int = 5,
+              threshold: float | None = None) -> list[Prediction]:
         """The ``k`` most probable classes of each row of ``probs``; for a multi-label model every class at
-        or above ``threshold`` instead, most probable first."""
+        or above ``threshold`` (default ``self.threshold``) instead, most probable first."""
+        cut = self.threshold if threshold is None else float(threshold)
         num = probs.shape[1]
         if self.labels is not None and len(self.labels) != num:
             raise RuntimeInputError(f"{len(self.labels)} labels were given but the model has {num} outputs")
@@ -142,7 +144,7 @@ class Predictor:
         order = np.argsort(-probs, axis=1, kind="stable")
         out = []
         for row, ranked, source in zip(probs, order, sources):
-            idx = [i for i in ranked if row[i] >= self.threshold] if self.multi_label else ranked[:k]
+            idx = [i for i in ranked if row[i] >= cut] if self.multi_label else ranked[:k]
             names = [self.labels[i] if self.labels else str(i) for i in idx]
             out.append(Prediction(str(source), names, [int(i) for i in idx], [float(row[i]) for i in idx],
                                   self.multi_label, tuple(self.tta)))

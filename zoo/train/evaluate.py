@@ -37,7 +37,7 @@ class EvalResult:
         """JSON-friendly view (``zoo evaluate --json``)."""
         if self.multi_label:
             return {"multi_label": True, "mean_ap": self.mean_ap, "f1": self.f1, "threshold": self.threshold,
-                    "exact_match": self.accuracy, "loss": self.loss, "num_images": self.num_images,
+                    "exact_match": self.accuracy, "accuracy": self.accuracy, "loss": self.loss, "num_images": self.num_images,
                     "class_names": self.class_names, "per_class_ap": self.per_class_ap,
                     "per_class_f1": self.per_class_f1, "per_class_accuracy": self.per_class_accuracy,
                     "skipped": as_report(self.skipped).to_dict(), "data": self.data, "tta": list(self.tta)}

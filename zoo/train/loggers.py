@@ -7,7 +7,8 @@ run's own files (metrics.jsonl/csv, curves.png). Each writes
 * the running training loss and the learning rate every few steps
   (``step/train_loss``, ``step/lr``, at step = the global batch count);
 * the run's options as hyperparameters;
-* MLflow only: the best checkpoint directory as the run's artifact ``best``.
+* MLflow only: the best checkpoint directory as the run's artifact ``best``,
+  and curves.png and metrics.jsonl/csv beside it.
 
 MLflow's default store is ``./mlruns/mlflow.db`` (SQLite, with the artifacts
 under ``./mlruns``); ``--tracking-uri`` names another (a server, or any
@@ -185,6 +186,10 @@ class MLflowLogger(StepLogger):
         if result.best_path is not None and Path(result.best_path).is_dir():
             self._guard("store the best checkpoint",
                         lambda: self.client.log_artifacts(self.run_id, str(result.best_path), "best"))
+        for name in ("curves.png", "metrics.jsonl", "metrics.csv"):  # the run's own files, beside it
+            file = trainer.out / name if trainer.out is not None else None
+            if file is not None and file.is_file():
+                self._guard(f"store {name}", lambda file=file: self.client.log_artifact(self.run_id, str(file)))
         status = "KILLED" if result.stopped == "interrupted" else "FINISHED"
         self._guard("end the run", lambda: self.client.set_terminated(self.run_id, status))
 

@@ -58,10 +58,14 @@ def unlabelled_images(data: str | os.PathLike, input_size: tuple[int, int, int],
     """Every image under ``data`` (sub-folders included, labels ignored) as uint8 (N, C, H, W)."""
     from zoo.data.decode import decode_many
     from zoo.data.folder import IMAGE_EXTENSIONS, resolve_data_path
+    from zoo.data.table import TableColumns, is_table, read_table
     from zoo.runtime.preprocess import walk_images
 
     root = resolve_data_path(data)
-    paths = sorted(walk_images(root))
+    if is_table(root):  # the images a table lists, its labels ignored
+        paths = sorted(read_table(root, TableColumns(multi_label=True)).paths)
+    else:
+        paths = sorted(walk_images(root))
     if not paths:
         raise DataError(f"no images under {str(root)!r} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
     if limit is not None and limit < len(paths):

@@ -24,7 +24,7 @@ from .batcher import BadOutput, QueueFull, ShuttingDown
 from .decode import BadImage, ImageTooLarge, decode_rows
 from .guard import MODEL_KEY, BodyTooLarge
 from .models import ServedModel
-from .parse import ApiError, image_bytes, top_k, v2_rows
+from .parse import ApiError, image_bytes, threshold, top_k, v2_rows
 
 class Clock:
     """A request's deadline and the seconds of each stage it went through."""
@@ -67,12 +67,13 @@ class Inference:
             raise ApiError(400, f"{served.name} is a {served.model.task} model; send tensors to"
                            f" /v2/models/{served.name}/infer", "task")
         k = top_k(request, self.config.top_k)
+        cut = threshold(request, served.model.threshold)
         rows = await self._decoded(served, clock, lambda: image_bytes(request), self._image)
         queued = time.perf_counter()
         logits = await self._infer(served, rows, clock)
         done = time.perf_counter()
         # scores: softmax, or a sigmoid per label for a multi-label model (its answer lists "labels")
-        answer = served.model.top_k(served.model.scores(logits), ["upload"], k)[0].to_dict()
+        answer = served.model.top_k(served.model.scores(logits), ["upload"], k, threshold=cut)[0].to_dict()
         answer.pop("input")
         decode = clock.stages.get("decode", 0.0) + clock.stages.get("resize", 0.0)
         return {

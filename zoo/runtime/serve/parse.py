@@ -98,4 +98,18 @@ def top_k(request: Any, default: int) -> int:
     return value
 
 
-__all__ = ["ApiError", "image_bytes", "top_k", "v2_rows"]
+def threshold(request: Any, default: float) -> float:
+    """``?threshold=`` of a multi-label model: the probability at which a label is given."""
+    raw = request.query_params.get("threshold")
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:  # NaN fails this too
+        raise ApiError(400, f"threshold must be a probability from 0 to 1, not {raw[:20]!r}", "bad_query")
+    return value
+
+
+__all__ = ["ApiError", "image_bytes", "threshold", "top_k", "v2_rows"]
