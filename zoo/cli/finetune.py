@@ -32,10 +32,10 @@ from zoo.cli.train import (
 )
 from zoo.runtime.cli import floats
 
-from zoo.transfer.finetune import FINETUNE_TRAIN_DEFAULTS, FinetuneOptions
+from zoo.transfer.defaults import FINETUNE_TRAIN_DEFAULTS, FinetuneOptions
 
 # zoo train's options that finetune does not take; the defaults that suit a pretrained
-# backbone come from zoo.transfer.finetune, which zoo.finetune(...) uses too.
+# backbone come from zoo.transfer.defaults, which zoo.finetune(...) uses too.
 _NOT_SHARED = {"name", "nproc"}
 _DEFAULT = FinetuneOptions()
 

@@ -9,7 +9,24 @@ from __future__ import annotations
 import click
 
 from zoo.cli._options import amp_option, device_option, memory_option
-from zoo.runtime.cli import ONNX_BATCH, floats, predict_options, provider_for_device, show_predictions
+from zoo.runtime.cli import ONNX_BATCH, floats, predict_options, show_predictions
+
+
+def provider_for_device(device: str, provider: str) -> str:
+    """The ONNX Runtime provider that ``--device`` asks for (with ``--provider``, the two must agree)."""
+    from zoo.devices import onnx_provider
+
+    device = (device or "auto").strip().lower()
+    if device == "auto":
+        return provider
+    if device == "mps":
+        raise click.UsageError("--device mps: ONNX Runtime has no MPS provider here; use --device cpu or auto")
+    if device.startswith("cuda:") and device != "cuda:0":
+        raise click.UsageError(f"--device {device}: an .onnx model runs on the first CUDA device; use --device cuda")
+    wanted = onnx_provider(device)
+    if provider not in ("auto", wanted):
+        raise click.UsageError(f"--device {device} and --provider {provider} disagree; give one of them")
+    return wanted
 
 
 @click.command("predict")

@@ -2,7 +2,9 @@
 
 Another library's file rarely uses the model's key names. The steps, in
 order: a named layout converter, then the best prefix alignment, then the
-same tensors in the same order under other names; the old classifier is
+same tensors in the same order under other names, where the file keeps the
+module order (torch.save does; safetensors sorts its keys, so there a tensor
+is paired only when its last name part and shape single it out); the old classifier is
 dropped when the class count differs (the spec names it, as timm's
 ``load_pretrained`` does), and a shape mismatch names the first key that does
 not fit.

@@ -77,21 +77,6 @@ class RuntimeGroup(click.Group):
             raise click.ClickException(str(exc)) from None
 
 
-def provider_for_device(device: str, provider: str) -> str:
-    """The ONNX Runtime provider that ``--device`` asks for (``--provider`` wins only when they agree)."""
-    device = (device or "auto").strip().lower()
-    if device == "auto":
-        return provider
-    if device == "mps":
-        raise click.UsageError("--device mps: ONNX Runtime has no MPS provider here; use --device cpu or auto")
-    wanted = "cuda" if device.startswith("cuda") else "cpu"
-    if device.startswith("cuda:") and device != "cuda:0":
-        raise click.UsageError(f"--device {device}: an .onnx model runs on the first CUDA device; use --device cuda")
-    if provider not in ("auto", wanted):
-        raise click.UsageError(f"--device {device} and --provider {provider} disagree; give one of them")
-    return wanted
-
-
 def predict_options(function: Any) -> Any:
     """The options of ``predict`` shared by ``zoo-runtime predict`` and ``zoo predict``."""
     options = [

@@ -7,7 +7,8 @@
 * :mod:`zoo.transfer.heads` swaps in a linear or MLP head.
 * :mod:`zoo.transfer.features` caches backbone features when nothing below the head trains.
 * :mod:`zoo.transfer.encoder` pretrains autoencoders and reuses their encoders.
-* :mod:`zoo.transfer.finetune` ties them together for ``zoo finetune``.
+* :mod:`zoo.transfer.finetune` ties them together for ``zoo finetune`` and ``zoo.finetune(...)``,
+  with the defaults of :mod:`zoo.transfer.defaults` (the one place both take them from).
 
 :data:`zoo.checkpoint.ADAPTERS` names :func:`zoo.transfer.heads.rebuild_head`, which
 rebuilds a finetuned model's swapped head from its checkpoint config.
