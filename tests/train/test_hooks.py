@@ -198,3 +198,18 @@ def test_fit_leaves_threads_and_the_global_generator_as_it_found_them():
     assert torch.get_num_threads() == threads and torch.equal(torch.get_rng_state(), rng)
     fit("net", (images, torch.arange(8) % 2), epochs=1, batch_size=8, **FAST)  # a registry name: its initial weights come from a seeded generator of its own
     assert torch.get_num_threads() == threads and torch.equal(torch.get_rng_state(), rng)
+
+
+def test_finetune_leaves_threads_and_the_global_generator_as_it_found_them(images, tmp_path):
+    from zoo.transfer.finetune import FinetuneOptions, finetune
+
+    source = fit("net", images, out=tmp_path / "src", epochs=1, batch_size=8, metrics_format="none", **FAST)
+    torch.manual_seed(7)
+    threads, rng = torch.get_num_threads(), torch.get_rng_state()
+    result = finetune(str(source.last_path), str(images.root), options=FinetuneOptions(feature_engine="torch"),
+                      epochs=1, batch_size=8, threads=threads + 1,
+                      out=str(tmp_path / "ft"), metrics_format="none", log=lambda line: None, **FAST)
+    assert result.history and torch.get_num_threads() == threads and torch.equal(torch.get_rng_state(), rng)
+    with pytest.raises(ZooError, match="mix images, so they need --no-cache-features"):
+        finetune(str(source.last_path), str(images.root), options=FinetuneOptions(cache_features=True), mixup=0.2,
+                 dry_run=True)
