@@ -132,6 +132,19 @@ def images(tmp_path_factory):
     return load_image_data(root, (3, 32, 32))
 
 
+def test_under_ddp_accumulation_all_reduces_once_a_window():
+    from types import SimpleNamespace
+
+    from zoo.train.extras import GradientAccumulation
+
+    trainer = SimpleNamespace(net=SimpleNamespace(require_backward_grad_sync=True))  # what DDP's no_sync() sets
+    acc, synced = GradientAccumulation(3), []
+    for step in range(1, 8):  # 7 batches: windows 1-3, 4-6, 7
+        acc.before_batch(trainer, Batch(1, step, 7, None, None, None))
+        synced.append(trainer.net.require_backward_grad_sync)
+    assert synced == [False, False, True, False, False, True, True]
+
+
 def test_ema_best_holds_the_average_when_it_validates_better(images, tmp_path):
     from zoo.checkpoint import load_checkpoint
 
