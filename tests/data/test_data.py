@@ -190,6 +190,23 @@ def test_batch_augment_is_seeded_and_keeps_shape_and_range():
         assert any(torch.equal(crop[i], padded[:, r:r + 12, c:c + 12]) for r in range(5) for c in range(5))
 
 
+@pytest.mark.parametrize("spec", ["trivial", "randaugment=12"])
+def test_augment_policies_are_seeded_per_image_and_leave_the_global_generator_alone(spec):
+    from zoo.data.transforms import sample_transform
+
+    x = torch.rand(8, 3, 16, 16)
+    aug = BatchAugment(parse_augment(spec))
+    before = torch.get_rng_state()
+    a = aug(x, torch.Generator().manual_seed(3))
+    assert torch.equal(a, aug(x, torch.Generator().manual_seed(3))) and torch.equal(before, torch.get_rng_state())
+    assert a.shape == x.shape and a.dtype == x.dtype and 0 <= a.min() and a.max() <= 1
+    assert sum(not torch.allclose(a[i], x[i], atol=1 / 255) for i in range(8)) >= 2  # operations drawn image by image
+    image = (x[0] * 255).to(torch.uint8)
+    assert sample_transform(parse_augment(spec), (16, 16))(image).dtype == torch.uint8  # the streaming path
+    with pytest.raises(DataError, match="must be a whole number"):
+        parse_augment(spec.split("=")[0] + "=1.5")
+
+
 def test_tensor_batches_shuffle_by_epoch_and_shard_by_rank():
     x = torch.arange(10).view(10, 1)
     y = torch.arange(10)

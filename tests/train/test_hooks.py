@@ -132,6 +132,19 @@ def images(tmp_path_factory):
     return load_image_data(root, (3, 32, 32))
 
 
+def test_under_ddp_accumulation_all_reduces_once_a_window():
+    from types import SimpleNamespace
+
+    from zoo.train.extras import GradientAccumulation
+
+    trainer = SimpleNamespace(net=SimpleNamespace(require_backward_grad_sync=True))  # what DDP's no_sync() sets
+    acc, synced = GradientAccumulation(3), []
+    for step in range(1, 8):  # 7 batches: windows 1-3, 4-6, 7
+        acc.before_batch(trainer, Batch(1, step, 7, None, None, None))
+        synced.append(trainer.net.require_backward_grad_sync)
+    assert synced == [False, False, True, False, False, True, True]
+
+
 def test_ema_best_holds_the_average_when_it_validates_better(images, tmp_path):
     from zoo.checkpoint import load_checkpoint
 
@@ -198,3 +211,18 @@ def test_fit_leaves_threads_and_the_global_generator_as_it_found_them():
     assert torch.get_num_threads() == threads and torch.equal(torch.get_rng_state(), rng)
     fit("net", (images, torch.arange(8) % 2), epochs=1, batch_size=8, **FAST)  # a registry name: its initial weights come from a seeded generator of its own
     assert torch.get_num_threads() == threads and torch.equal(torch.get_rng_state(), rng)
+
+
+def test_finetune_leaves_threads_and_the_global_generator_as_it_found_them(images, tmp_path):
+    from zoo.transfer.finetune import FinetuneOptions, finetune
+
+    source = fit("net", images, out=tmp_path / "src", epochs=1, batch_size=8, metrics_format="none", **FAST)
+    torch.manual_seed(7)
+    threads, rng = torch.get_num_threads(), torch.get_rng_state()
+    result = finetune(str(source.last_path), str(images.root), options=FinetuneOptions(feature_engine="torch"),
+                      epochs=1, batch_size=8, threads=threads + 1,
+                      out=str(tmp_path / "ft"), metrics_format="none", log=lambda line: None, **FAST)
+    assert result.history and torch.get_num_threads() == threads and torch.equal(torch.get_rng_state(), rng)
+    with pytest.raises(ZooError, match="mix images, so they need --no-cache-features"):
+        finetune(str(source.last_path), str(images.root), options=FinetuneOptions(cache_features=True), mixup=0.2,
+                 dry_run=True)

@@ -77,7 +77,7 @@ def test_a_model_that_diverges_from_the_first_step_is_a_clear_error_and_left_unc
     trainer = Trainer(Exploding(), (x, y), epochs=1, batch_size=16, **FAST)
     trainer.setup()
     before = _snapshot(trainer)
-    with pytest.raises(LRFindDivergedError, match="diverged within the first .* steps.*model is unchanged") as info:
+    with pytest.raises(LRFindDivergedError, match="diverged at step 1 of 20 .*right from the start.*model is unchanged") as info:
         find_lr(trainer, steps=20)
     assert "\n" not in str(info.value) and _same_state(before, _snapshot(trainer))
     trainer.close()

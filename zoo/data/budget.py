@@ -103,6 +103,9 @@ def keep_batches_off_the_heap(threshold: int = 1 << 20) -> bool:
     fragments: measured, ``zoo finetune`` of EfficientNet-Lite0 at 224x224
     grew by about one 16 MB batch every batch (6.2 GB after 10,000 images);
     with a fixed threshold it stays flat. Returns whether it applied (glibc only).
+
+    It is process-wide and cannot be read back (so not restored): the ``zoo
+    finetune`` command calls it for its own process; library calls do not.
     """
     import ctypes
     import ctypes.util

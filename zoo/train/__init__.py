@@ -37,11 +37,14 @@ Keyword arguments of ``Trainer`` (besides ``TrainConfig`` fields given as keywor
     parameter, frozen ones included (they receive no gradient and are skipped), so unfreezing is
     just ``p.requires_grad_(True)``. With custom groups, add newly trainable parameters through
     ``trainer.add_param_group({"params": [...], "lr": ...})``, which also extends the LR schedule;
-    ``callbacks``: :class:`Callback` objects (``on_fit_start(trainer)``, ``on_epoch_start(trainer, epoch)``,
-    ``on_batch_end(trainer, epoch, step, stats)``, ``on_epoch_end(trainer, epoch, metrics)``,
-    ``on_fit_end(trainer, result)``) or plain functions
-    ``f(trainer, epoch)`` run at each epoch start. Epochs are 1-based. ``on_epoch_start`` runs before
-    the model is put into train mode, so a callback may freeze/unfreeze there;
+    ``callbacks``: :class:`Callback` objects (events ``on_fit_start``, ``on_epoch_start``, ``before_batch``,
+    ``after_loss``, ``before_optimizer_step``, ``after_optimizer_step``, ``on_batch_end``,
+    ``on_validation_end``, ``on_epoch_end``, ``on_exception``, ``on_fit_end``; state through
+    ``state_dict``/``load_state_dict``, saved in ``last/`` and restored by resume; see
+    :class:`Callback` and docs/training.md, "Callbacks") or plain functions ``f(trainer, epoch)`` run at
+    each epoch start. Epochs are 1-based. ``on_epoch_start`` runs before the model is put into train
+    mode, so a callback may freeze/unfreeze there. ``accumulate``, ``ema``, ``mixup``/``cutmix`` are
+    callbacks of :mod:`zoo.train.extras`, added before the caller's;
     ``train_mode``: a function ``f(model)`` that puts the model into training mode each epoch.
     The default, :func:`model_train_mode`, calls ``model.zoo_train_mode()`` when the model has one
     (keep frozen BatchNorm in eval there) and ``model.train()`` otherwise;
@@ -51,16 +54,18 @@ Keyword arguments of ``Trainer`` (besides ``TrainConfig`` fields given as keywor
     multi-label data or ``multi_label=True``; :class:`ReconstructionTask` trains autoencoders); ``forward_module``: the part of the model the loop runs (default the model; the
     classifier alone when training on cached features), while checkpoints save the whole model.
 
-Useful attributes while training: ``trainer.model`` (unwrapped), ``trainer.optimizer``,
-``trainer.scheduler``, ``trainer.history``, ``trainer.epoch`` (last completed), ``trainer.device``,
-``trainer.config``. ``trainer.checkpoint_config(metrics)`` gives the config.json of the current model.
+Useful attributes while training: ``trainer.state`` (the run's :class:`zoo.train.state.RunState`:
+epoch, step, position, history, best value and epoch, bad epochs, stop flag), ``trainer.model``
+(unwrapped), ``trainer.optimizer``, ``trainer.scheduler``, ``trainer.history`` and ``trainer.epoch``
+(read from the state), ``trainer.device``, ``trainer.config``. ``trainer.checkpoint_config(metrics)`` gives the config.json of the current model.
 
 Outputs under ``config.out``: ``best/`` and ``last/`` checkpoint directories (``last`` also holds the
 optimizer/scheduler/epoch/RNG state for ``resume=OUT/last``), ``metrics.jsonl`` (and/or ``.csv``), and
 ``curves.png``. Ctrl-C stops at the next step boundary, saves ``last`` with the position in the epoch
 (resuming it ends bit-identical to an uninterrupted run; see :mod:`zoo.train.checkpointer` for the resume
 rule) and returns a result with ``stopped == "interrupted"``; a
-NaN/inf loss raises :class:`TrainingDivergedError` and keeps the last good checkpoint.
+NaN/inf loss raises :class:`TrainingDivergedError` and keeps the last good checkpoint. ``fit`` leaves
+torch's thread count and the global random generators as it found them (:mod:`zoo.train.scope`).
 
 :func:`evaluate` scores a checkpoint on an image folder (accuracy, per-class accuracy, confusion matrix).
 """

@@ -290,6 +290,14 @@ def strip_option(argv: list[str], name: str) -> list[str]:
     return out
 
 
+def release_group(dist: DistContext) -> None:
+    """Leave the process group once the DDP wrapper is dropped (its reducer holds the group until collected)."""
+    import gc
+
+    gc.collect()
+    dist.close()
+
+
 def raise_lost_rank(trainer: Any, exc: Exception) -> None:
     """Turn a communication failure mid-run into one line that says what is intact."""
     if trainer.dist.enabled and is_comm_error(exc) and not isinstance(exc, ZooError):

@@ -1,8 +1,11 @@
 """One epoch of the loop: the training steps, validation, and what a step boundary may stop.
 
 Written as functions over a :class:`zoo.train.trainer.Trainer`, which owns the
-parts (model, batches, optimizer, schedule, task, callbacks); the Trainer
-class keeps the run's sequence and state.
+parts (model, batches, optimizer, schedule, task, callbacks); the run's
+progress is ``trainer.state`` (:class:`zoo.train.state.RunState`). A step is
+:class:`StepRunner`: forward, loss, backward, optimizer and schedule, with
+the callbacks' batch events between them, so gradient accumulation, mixup or
+weight averaging are callbacks and this module does not change for them.
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ class GradientAccumulation(Callback):
     Each loss is divided by the window's length, so the summed gradient is
     the mean over the window; the last window of an epoch may be shorter.
     The schedule still counts batches. A checkpoint in the middle of a
-    window saves the gradients summed so far.
+    window saves the gradients summed so far. Under DDP the gradients are
+    all-reduced once a window, not once a batch.
     """
 
     def __init__(self, every: int) -> None:
@@ -44,6 +45,13 @@ class GradientAccumulation(Callback):
             for p, grad in zip(self.params, self._pending):
                 p.grad = None if grad is None else grad.to(p.device).clone()
             self.open, self._pending = True, None
+
+    def before_batch(self, trainer: "Trainer", batch: Batch) -> None:
+        # Under DDP only the window's last backward all-reduces (what DDP's no_sync() does; set before the
+        # forward pass, which is where DDP reads it).
+        if hasattr(trainer.net, "require_backward_grad_sync"):
+            index, length = self._window(batch)
+            trainer.net.require_backward_grad_sync = index == length - 1
 
     def after_loss(self, trainer: "Trainer", batch: Batch) -> None:
         index, length = self._window(batch)

@@ -106,7 +106,7 @@ def find_lr(trainer: "Trainer", *, start: float = 1e-7, end: float = 10.0, steps
         for group, lr in zip(optimizer.param_groups, lrs):
             group["lr"] = lr
         trainer.model.train(was_training)
-    return _suggest(finding, start)
+    return _suggest(finding, steps)
 
 
 def _ramp(trainer: "Trainer", start: float, end: float, steps: int, beta: float, diverge: float) -> LRFinding:
@@ -158,14 +158,15 @@ def _batches(trainer: "Trainer") -> Iterator[Any]:
             return
 
 
-def _suggest(found: LRFinding, start: float) -> LRFinding:
+def _suggest(found: LRFinding, steps: int) -> LRFinding:
     # The first steps are left out of the minimum: the smoothed loss starts at one batch's loss, which may
     # happen to be low; the trace must also outlast them, or the loss diverged from the start.
     skip = max(3, len(found.lrs) // 10)
     finite = [(loss, lr) for loss, lr in zip(found.losses, found.lrs) if math.isfinite(loss)][skip:]
     if not finite or (found.stopped == "diverged" and len(found.lrs) <= 2 * skip):
         raise LRFindDivergedError(
-            f"the loss diverged within the first {len(found.lrs)} steps of the LR range test (from lr {start:.1e});"
+            f"the loss diverged at step {len(found.lrs)} of {steps} of the LR range test, right from the start"
+            f" (lr {found.lrs[-1]:.1e});"
             " the model is unchanged. Check the data and the model (inputs normalised? labels right?) or pass"
             " --lr yourself"
         )

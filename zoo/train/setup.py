@@ -105,3 +105,15 @@ def auto_lr(trainer: "Trainer", resume_config: Mapping[str, Any] | None) -> None
     found = find_lr(trainer)
     trainer.say(found.summary())
     trainer.set_lr(found.suggestion)
+
+
+def seed_run(trainer: "Trainer") -> None:
+    """The global generators (dropout, mixup): seeded from the config, or as the checkpoint left them."""
+    import torch
+
+    if trainer._resume is not None:
+        ckpt.restore_rng(trainer._resume)
+        return
+    cfg, dist = trainer.config, trainer.dist
+    # Each rank draws its own dropout masks (DDP broadcasts rank 0's initial weights anyway).
+    torch.manual_seed(cfg.seed * 1_000 + dist.rank if dist.enabled else cfg.seed)

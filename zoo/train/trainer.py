@@ -29,7 +29,7 @@ from zoo.train.epoch import TrainingDivergedError, _StopRequested, stop_on_ctrl_
 from zoo.train.prepare import default_input_size, unpack_data
 from zoo.train.result import TrainResult, model_train_mode
 from zoo.train.scope import ProcessState
-from zoo.train.setup import setup_run
+from zoo.train.setup import seed_run, setup_run
 from zoo.train.state import RunState, resolve_monitor
 from zoo.train.tasks import ClassificationTask, MultiLabelTask, Task
 
@@ -196,7 +196,7 @@ class Trainer:
 
     def _fit(self) -> TrainResult:
         cfg = self.config
-        self._seed()
+        seed_run(self)
         self.hooks = Callbacks(self.callbacks)
         self.hooks.call("on_fit_start", self)
         if self.out is not None and self.dist.is_main:
@@ -226,22 +226,11 @@ class Trainer:
             # Release DDP (its reducer holds the process group) before leaving the
             # group; after Ctrl-C the ranks may stand at different collectives, so
             # no farewell there: the process just exits.
-            import gc
+            from zoo.train.distributed import release_group
 
             self.net = self.forward_module
-            gc.collect()
-            self.dist.close()
+            release_group(self.dist)
         return result
-
-    def _seed(self) -> None:
-        """The global generators (dropout, mixup): seeded from the config, or as the checkpoint left them."""
-        import torch
-
-        if self._resume is not None:
-            ckpt.restore_rng(self._resume)
-            return
-        # Each rank draws its own dropout masks (DDP broadcasts rank 0's initial weights anyway).
-        torch.manual_seed(self.config.seed * 1_000 + self.dist.rank if self.dist.enabled else self.config.seed)
 
     def _failed(self, exc: Exception) -> None:
         """The error path: on_exception and on_fit_end still run (the progress bar closes); the error is kept."""
