@@ -84,3 +84,13 @@ def test_lp_ft_end_to_end_on_a_shipped_backbone(tiny_folder, tmp_path):
     config = json.loads((tmp_path / "best" / "config.json").read_text())
     assert config["finetune"]["freeze"] == "none" and config["finetune"]["keep_head"] is True
     assert any("BatchNorm stays frozen" in line for line in lines)  # 32 images: too few to train its statistics
+
+
+def test_cli_refuses_a_budget_without_a_recipe_in_one_line(tiny_folder):
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    result = CliRunner().invoke(cli, ["finetune", "cifar8_resnet", "--data", str(tiny_folder), "--budget", "5"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error: --budget applies to --recipe auto or lp-ft")
