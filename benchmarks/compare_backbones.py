@@ -3,7 +3,7 @@
     python benchmarks/compare_backbones.py [--input-size 3x160x160] [--shared ../shared]
 
 The data are images 0000-0999 of cat and dog (the same folder as benchmarks/recipes_transfer.py's
-``main``). One ``zoo compare`` command line, timed from start to exit; prints its JSON report with
+``main``), or ``--data``. One ``zoo compare`` command line, timed from start to exit; prints its JSON report with
 the wall and CPU seconds and the 1-minute load average before and after.
 """
 
@@ -28,8 +28,9 @@ def main() -> None:
     parser.add_argument("--input-size", help="one size for all (each model's own without it)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", default="runs/recipes_transfer")
+    parser.add_argument("--data", help="another image folder or SCHEME:NAME (e.g. demo:cats) instead of the 2,000 images")
     args = parser.parse_args()
-    data = link_folder(Path(args.shared), Path(args.work) / "main", range(0, 1000))
+    data = args.data or link_folder(Path(args.shared), Path(args.work) / "main", range(0, 1000))
     cmd = [sys.executable, "-m", "zoo", "compare", "--data", str(data), *MODELS, "--threads", str(args.threads),
            "--out", str(Path(args.work) / "compare"), "--json"]
     if args.input_size:

@@ -6,7 +6,7 @@ Images of ../shared/data/cifar10/train/{cat,dog}, split by index before any run:
                (``--stage tune --ft-lr A,B,...``);
 * ``main``:    0000-0999 of each class (2,000 images; zoo's 10% validation split of them);
 * ``cats``:    demo:cats (400 images, 4000-4199 train, 4200-4299 val);
-* ``heldout``: 2000-2499 of each class (1,000 images), scored once per finished run, never tuned on.
+* ``heldout``: 2000-2999 of each class (2,000 images), scored once per finished run, never tuned on.
 
     python benchmarks/recipes_transfer.py --stage tune --ft-lr 3e-4,1e-3
     python benchmarks/recipes_transfer.py --stage main [--model efficientnet_lite2 --size 224]
@@ -31,7 +31,7 @@ from pathlib import Path
 from cifar_folders import children_cpu, link_folder
 
 SPLITS = {"tune_train": range(1000, 1800), "tune_val": range(1800, 2000), "main": range(0, 1000),
-          "heldout": range(2000, 2500)}
+          "heldout": range(2000, 3000)}
 
 
 def zoo(*args: str) -> subprocess.CompletedProcess:
