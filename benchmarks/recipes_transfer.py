@@ -6,7 +6,7 @@ Images of ../shared/data/cifar10/train/{cat,dog}, split by index before any run:
                (``--stage tune --ft-lr A,B,...``);
 * ``main``:    0000-0999 of each class (2,000 images; zoo's 10% validation split of them);
 * ``cats``:    demo:cats (400 images, 4000-4199 train, 4200-4299 val);
-* ``heldout``: 2000-2499 of each class (1,000 images), scored once per finished run, never tuned on.
+* ``heldout``: 2000-2999 of each class (2,000 images), scored once per finished run, never tuned on.
 
     python benchmarks/recipes_transfer.py --stage tune --ft-lr 3e-4,1e-3
     python benchmarks/recipes_transfer.py --stage main [--model efficientnet_lite2 --size 224]
@@ -31,17 +31,17 @@ from pathlib import Path
 from cifar_folders import children_cpu, link_folder
 
 SPLITS = {"tune_train": range(1000, 1800), "tune_val": range(1800, 2000), "main": range(0, 1000),
-          "heldout": range(2000, 2500)}
+          "heldout": range(2000, 3000)}
 
 
 def zoo(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True)
 
 
-def score(checkpoint: Path, heldout: Path) -> dict:
-    """Held-out accuracy without and with flip TTA."""
+def score(checkpoint: Path, heldout: Path, tta: bool = True) -> dict:
+    """Held-out accuracy without and (``tta``) with flip TTA."""
     out = {}
-    for label, extra in (("heldout_acc", []), ("heldout_acc_tta_flip", ["--tta", "flip"])):
+    for label, extra in (("heldout_acc", []), ("heldout_acc_tta_flip", ["--tta", "flip"]))[:2 if tta else 1]:
         run = zoo("evaluate", str(checkpoint), "--data", str(heldout), "--json", *extra)
         out[label] = json.loads(run.stdout)["accuracy"] if run.returncode == 0 else run.stderr.strip()[-200:]
     return out
@@ -62,11 +62,12 @@ def run_recipe(name: str, data: str, out: Path, heldout: Path, args, extra: list
     row["recipe"] = {"kept": recipe["kept"], "reason": recipe["reason"],
                      "attempts": [{k: a[k] for k in ("name", "val_acc", "seconds", "note")} for a in recipe["attempts"]]}
     if heldout is not None:
-        row["frozen_head"] = score(out / "probe" / "best", heldout)
-        row["kept"] = score(out / "best", heldout)
-        ft = out / "last"  # the second stage's last epoch, when it ran
-        if recipe["kept"] != "lp-ft" and recipe["attempts"][-1]["val_acc"] is not None and (out / "last").exists():
-            row["lp_ft_last"] = score(ft, heldout)
+        row["frozen_head"] = score(out / "probe" / "best", heldout, args.tta)
+        if recipe["kept"] == "lp-ft":
+            row["kept"] = score(out / "best", heldout, args.tta)
+        elif recipe["attempts"][-1]["val_acc"] is not None and (out / "last").exists():
+            # the kept model is the frozen head (OUT/best is its copy); the second stage's last epoch, for the record
+            row["lp_ft_last"] = score(out / "last", heldout, args.tta)
     return row
 
 
@@ -81,6 +82,7 @@ def main() -> None:
     parser.add_argument("--ft-lr", default="", help="the second stage's lr (tune: comma-separated, one run each)")
     parser.add_argument("--epochs", type=int, help="the second stage's epochs [zoo's default]")
     parser.add_argument("--work", default="runs/recipes_transfer")
+    parser.add_argument("--no-tta", dest="tta", action="store_false", help="score without TTA only")
     args = parser.parse_args()
     shared, work = Path(args.shared), Path(args.work)
     heldout = link_folder(shared, work / "heldout", SPLITS["heldout"])

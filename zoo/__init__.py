@@ -27,6 +27,7 @@ _LAZY = {
     "Trainer": "zoo.train:Trainer",
     "TrainConfig": "zoo.train:TrainConfig",
     "evaluate": "zoo.train:evaluate",
+    "finetune": "zoo.transfer.recipes:finetune_with_recipe",
 }
 
 __all__ = [

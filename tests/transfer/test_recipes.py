@@ -84,3 +84,39 @@ def test_lp_ft_end_to_end_on_a_shipped_backbone(tiny_folder, tmp_path):
     config = json.loads((tmp_path / "best" / "config.json").read_text())
     assert config["finetune"]["freeze"] == "none" and config["finetune"]["keep_head"] is True
     assert any("BatchNorm stays frozen" in line for line in lines)  # 32 images: too few to train its statistics
+
+
+def test_cli_refuses_a_budget_without_a_recipe_in_one_line(tiny_folder):
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    result = CliRunner().invoke(cli, ["finetune", "cifar8_resnet", "--data", str(tiny_folder), "--budget", "5"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error: --budget applies to --recipe auto or lp-ft")
+
+
+def test_the_deadline_stops_an_epoch_that_would_end_past_the_budget(monkeypatch):
+    import zoo.transfer.recipes as recipes
+
+    clock = [100.0]
+    monkeypatch.setattr(recipes.time, "perf_counter", lambda: clock[0])
+    stops, lines = [], []
+    trainer = SimpleNamespace(train_batches=[None] * 20, request_stop=lambda: stops.append(clock[0]),
+                              config=SimpleNamespace(epochs=3))
+    callback = recipes.deadline_callback(100.0 + 60, lines.append)  # one minute left
+    callback.on_epoch_start(trainer, 1)
+    for step in range(1, recipes.PROJECT_AFTER + 1):
+        clock[0] += 4.0  # 4 s a step: 20 steps end at 80 s, past the minute
+        callback.on_batch_end(trainer, 1, step, None)
+    assert stops == [120.0] and callback.fired and "after the budget" in lines[0]
+    # an epoch that fits runs on, and the next one is refused at its end when it would not fit
+    quick = recipes.deadline_callback(clock[0] + 50, lines.append)
+    quick.on_epoch_start(trainer, 2)
+    for step in range(1, 21):
+        clock[0] += 1.0
+        quick.on_batch_end(trainer, 2, step, None)
+    assert not quick.fired
+    clock[0] += 20.0  # validation: the epoch took 40 s, 10 s are left
+    quick.on_epoch_end(trainer, 2, {})
+    assert quick.fired and len(stops) == 2

@@ -41,7 +41,7 @@ HOOK_NAMES = (
 # The CLI's own command names (zoo.cli.COMMANDS; a test keeps the two equal), which plugins cannot take.
 BUILTIN_COMMANDS = frozenset(
     {"list", "info", "plugins", "train", "evaluate", "mistakes", "predict", "serve", "finetune", "pretrain", "export",
-     "bench", "lr-find"}
+     "bench", "lr-find", "compare"}
 )
 
 

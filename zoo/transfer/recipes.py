@@ -130,7 +130,7 @@ class _Run:
         self.say(f"recipe {self.recipe}: 2. the whole network from that head at lr {self.ft_lr:.3g}"
                  + (f", within {left:.0f}s of the budget" if left is not None else ""))
         t0 = time.perf_counter()
-        deadline = Deadline(self.deadline, self.say)
+        deadline = deadline_callback(self.deadline, self.say)
         ft = finetune(str(probe.best_path), self.data, *self._second_stage(probe), log=self.say, callbacks=[deadline])
         if deadline.fired and ft.stopped == "interrupted":
             ft.stopped = "budget"
@@ -189,7 +189,7 @@ class _Run:
         return result
 
 
-def Deadline(deadline: float | None, say: Callable[[str], None]):
+def deadline_callback(deadline: float | None, say: Callable[[str], None]):
     """A callback that ends training when the budget runs out: before an epoch that would overrun it,
     or mid-epoch once it is spent (the best epoch so far stays the best)."""
     from zoo.train import Callback
