@@ -15,6 +15,7 @@ per wall second, and the share of time spent decoding (a separate timed
 decode of a sample of the folder at the model's input size, over the run's
 wall time per image). ``--baseline /work/main`` runs the same commands with
 ``PYTHONPATH`` pointing at another checkout, alternating, in the same run.
+The model is the registry's ``efficientnet_lite0`` with its pretrained weights.
 
     python benchmarks/photo_folders.py make --out /tmp/photos1k --count 1000 --size 1024x768
     python benchmarks/photo_folders.py run --data /tmp/photos1k --what finetune,train,evaluate,predict
@@ -92,7 +93,8 @@ def decode_seconds(folder: Path, size: tuple[int, int], sample: int = 100, pytho
     """Seconds per image for zoo's decode at ``size`` (H, W), timed in a child with ``pythonpath``."""
     code = (
         "import sys,time,pathlib;from zoo.runtime.preprocess import read_uint8;"
-        f"p=sorted(pathlib.Path({str(folder)!r}).rglob('*.jpg'))[:{sample}];t=time.perf_counter();"
+        f"p=sorted(pathlib.Path({str(folder)!r}).rglob('*.jpg'))[:{sample}];[read_uint8(x,3,{tuple(size)!r}) for x in p[:5]];"
+        "t=time.perf_counter();"
         f"[read_uint8(x,3,{tuple(size)!r}) for x in p];print((time.perf_counter()-t)/len(p))"
     )
     env = dict(os.environ, PYTHONPATH=pythonpath or os.environ.get("PYTHONPATH", ""))
@@ -126,8 +128,7 @@ def measure(args: argparse.Namespace) -> list[dict]:
     data = Path(args.data)
     trees = [("this", os.environ.get("PYTHONPATH", ""))]
     if args.baseline:
-        trees.append(("baseline", os.pathsep.join([args.baseline, *[p for p in os.environ.get("PYTHONPATH", "").split(
-            os.pathsep) if "plugins" in p]]).replace("wt-photo", Path(args.baseline).name)))
+        trees.append(("baseline", args.baseline))
     rows = []
     size = tuple(int(v) for v in args.input.split("x"))
     for label, pythonpath in trees:
@@ -169,12 +170,13 @@ def main() -> None:
     rn = sub.add_parser("run", help="measure zoo's commands on a folder")
     rn.add_argument("--data", type=Path, required=True)
     rn.add_argument("--what", default="finetune,train,evaluate,predict")
-    rn.add_argument("--arch", default="timm/efficientnet_lite0")
+    rn.add_argument("--arch", default="efficientnet_lite0")
     rn.add_argument("--input", default="224x224", help="the model's input HxW, for the decode-only timing")
     rn.add_argument("--cache-mb", type=float, default=1024)
     rn.add_argument("--memory-mb", type=float, default=512)
     rn.add_argument("--rounds", type=int, default=1)
-    rn.add_argument("--baseline", default="", help="another checkout to run the same commands with, e.g. /work/main")
+    rn.add_argument("--baseline", default="", help="a PYTHONPATH to run the same commands with, alternating, e.g."
+                    " /work/main:/work/main/plugins/zoo-efficientnet-lite")
     rn.add_argument("--json", type=Path, help="write the rows here too")
     args = parser.parse_args()
     if args.cmd == "make":
