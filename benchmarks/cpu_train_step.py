@@ -33,9 +33,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, help="threads for every setting but '1 thread' [torch's default]")
+    parser.add_argument("--settings", default="default,contiguous,bf16,1 thread", help="which settings to time")
     args = parser.parse_args()
 
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     import zoo
     from zoo.data.budget import probe
@@ -72,6 +77,7 @@ def main() -> None:
 
         settings = {"default": (torch.channels_last, False, cores), "contiguous": (torch.contiguous_format, False, cores),
                     "bf16": (torch.channels_last, True, cores), "1 thread": (torch.channels_last, False, 1)}
+        settings = {k: v for k, v in settings.items() if k in args.settings.split(",")}
         rates = {k: [] for k in settings}
         for _ in range(args.rounds):
             for key, setting in settings.items():

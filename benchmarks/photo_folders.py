@@ -15,6 +15,7 @@ per wall second, and the share of time spent decoding (a separate timed
 decode of a sample of the folder at the model's input size, over the run's
 wall time per image). ``--baseline /work/main`` runs the same commands with
 ``PYTHONPATH`` pointing at another checkout, alternating, in the same run.
+The model is the registry's ``efficientnet_lite0`` with its pretrained weights.
 
     python benchmarks/photo_folders.py make --out /tmp/photos1k --count 1000 --size 1024x768
     python benchmarks/photo_folders.py run --data /tmp/photos1k --what finetune,train,evaluate,predict
@@ -26,6 +27,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -74,10 +76,14 @@ def make(out: Path, count: int, size: tuple[int, int], source: Path = CIFAR, pro
 # -- measuring -------------------------------------------------------------------
 
 
-def child(cmd: list[str], env: dict[str, str]) -> dict:
-    """Run ``cmd``; peak RSS from wait4, wall and CPU seconds, the lines worth keeping."""
+def child(cmd: list[str], env: dict[str, str], cwd: Path) -> dict:
+    """Run ``cmd`` in ``cwd``; peak RSS from wait4, wall and CPU seconds, the lines worth keeping.
+
+    ``cwd`` is outside every checkout: ``python -m zoo`` puts the working
+    directory first on ``sys.path``, which would shadow ``PYTHONPATH``.
+    """
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd)
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
@@ -92,11 +98,13 @@ def decode_seconds(folder: Path, size: tuple[int, int], sample: int = 100, pytho
     """Seconds per image for zoo's decode at ``size`` (H, W), timed in a child with ``pythonpath``."""
     code = (
         "import sys,time,pathlib;from zoo.runtime.preprocess import read_uint8;"
-        f"p=sorted(pathlib.Path({str(folder)!r}).rglob('*.jpg'))[:{sample}];t=time.perf_counter();"
+        f"p=sorted(pathlib.Path({str(folder)!r}).rglob('*.jpg'))[:{sample}];[read_uint8(x,3,{tuple(size)!r}) for x in p[:5]];"
+        "t=time.perf_counter();"
         f"[read_uint8(x,3,{tuple(size)!r}) for x in p];print((time.perf_counter()-t)/len(p))"
     )
     env = dict(os.environ, PYTHONPATH=pythonpath or os.environ.get("PYTHONPATH", ""))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
+                         cwd=tempfile.gettempdir())
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -106,15 +114,18 @@ def commands(what: str, data: Path, work: Path, args: argparse.Namespace) -> lis
     n = sum(1 for _ in data.rglob("*.jpg"))
     out = []
     ckpt = work / "ft"
-    if "finetune" in what:
-        base = [*zoo, "finetune", args.arch, "--data", str(data), "--epochs", "3", "--val-split", "0.1",
-                "--cache-mb", str(args.cache_mb), "--memory-mb", str(args.memory_mb), "--out", str(ckpt)]
-        out.append(("finetune (first run)", [*base, "--pretrained-none-marker"], n))
+    base = [*zoo, "finetune", args.arch, "--data", str(data), "--epochs", "3", "--val-split", "0.1",
+            "--cache-mb", str(args.cache_mb), "--memory-mb", str(args.memory_mb), "--out", str(ckpt)]
+    if "first" in what:  # the backbone cache of this tree is emptied first
+        out.append(("finetune (first run)", base, n))
+    if "cached" in what:
         out.append(("finetune (cached run)", base, n))
     if "train" in what:
         out.append(("train (streamed, augment)", [*zoo, "train", "cifar8_resnet", "--data", str(data), "--epochs", "1",
                                                   "--augment", "default", "--input-size", "3x64x64", "--no-cache",
                                                   "--out", str(work / "tr")], n))
+    if ("evaluate" in what or "predict" in what) and not ("first" in what or "cached" in what):
+        out.append(("finetune (for the checkpoint)", base, n))
     if "evaluate" in what:
         out.append(("evaluate", [*zoo, "evaluate", str(ckpt / "best"), "--data", str(data), "--split", "all"], n))
     if "predict" in what:
@@ -124,10 +135,9 @@ def commands(what: str, data: Path, work: Path, args: argparse.Namespace) -> lis
 
 def measure(args: argparse.Namespace) -> list[dict]:
     data = Path(args.data)
-    trees = [("this", os.environ.get("PYTHONPATH", ""))]
+    trees = [] if args.only_baseline else [("this", os.environ.get("PYTHONPATH", ""))]
     if args.baseline:
-        trees.append(("baseline", os.pathsep.join([args.baseline, *[p for p in os.environ.get("PYTHONPATH", "").split(
-            os.pathsep) if "plugins" in p]]).replace("wt-photo", Path(args.baseline).name)))
+        trees.append(("baseline", args.baseline))
     rows = []
     size = tuple(int(v) for v in args.input.split("x"))
     for label, pythonpath in trees:
@@ -138,13 +148,14 @@ def measure(args: argparse.Namespace) -> list[dict]:
     for round_ in range(args.rounds):
         for label, pythonpath in trees:
             work = Path(tempfile.mkdtemp(prefix=f"photo_{label}_", dir="/tmp"))
-            cache = work / "cache"
+            cache = Path(tempfile.gettempdir()) / f"photo_backbones_{label}"  # kept between runs: "cached run"
             env = dict(os.environ, PYTHONPATH=pythonpath, ZOO_CACHE_DIR=str(cache))
             per_image = next(r["s_per_image"] for r in rows if r.get("tree") == label and r["what"] == "decode only")
             for name, cmd, n in commands(args.what, data, work, args):
-                cmd = [c for c in cmd if c != "--pretrained-none-marker"]
+                if name == "finetune (first run)":
+                    shutil.rmtree(cache, ignore_errors=True)
                 load = os.getloadavg()[0]
-                result = child(cmd, env)
+                result = child(cmd, env, work)
                 fp = [line for line in result["lines"] if line.startswith("feature pass:") and "img/s" in line]
                 row = {"tree": label, "round": round_, "what": name, "images": n, "load": round(load, 2), **result,
                        "img_s": round(n / result["wall_s"], 1) if result["wall_s"] else None,
@@ -168,13 +179,16 @@ def main() -> None:
     mk.add_argument("--procs", type=int, default=2)
     rn = sub.add_parser("run", help="measure zoo's commands on a folder")
     rn.add_argument("--data", type=Path, required=True)
-    rn.add_argument("--what", default="finetune,train,evaluate,predict")
-    rn.add_argument("--arch", default="timm/efficientnet_lite0")
+    rn.add_argument("--what", default="first,cached,train,evaluate,predict",
+                    help="finetune's first run (empty backbone cache) and cached run, train, evaluate, predict")
+    rn.add_argument("--arch", default="efficientnet_lite0")
     rn.add_argument("--input", default="224x224", help="the model's input HxW, for the decode-only timing")
     rn.add_argument("--cache-mb", type=float, default=1024)
     rn.add_argument("--memory-mb", type=float, default=512)
     rn.add_argument("--rounds", type=int, default=1)
-    rn.add_argument("--baseline", default="", help="another checkout to run the same commands with, e.g. /work/main")
+    rn.add_argument("--baseline", default="", help="a PYTHONPATH to run the same commands with, alternating, e.g."
+                    " /work/main:/work/main/plugins/zoo-efficientnet-lite")
+    rn.add_argument("--only-baseline", action="store_true", help="run the --baseline tree alone")
     rn.add_argument("--json", type=Path, help="write the rows here too")
     args = parser.parse_args()
     if args.cmd == "make":
