@@ -130,7 +130,8 @@ class Running:
     """A server subprocess, stopped on exit; ``path`` and ``body`` are what its clients send."""
 
     def __init__(self, cmd: list[str], port: int, ready: str, path: str, body: bytes, kind: str) -> None:
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # a session of its own, so its worker processes are stopped with it (LitServe's outlive a plain terminate)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         self.port, self.path, self.body, self.kind = port, path, body, kind
         wait_ready(port, ready, self.proc)
 
@@ -142,11 +143,19 @@ class Running:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.proc.terminate()
+        import signal
+
+        os.killpg(self.proc.pid, signal.SIGTERM)
         try:
             self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        time.sleep(1)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # any worker left behind in the group
+        except ProcessLookupError:
+            pass
 
 
 def zoo_server(model: Path, args: argparse.Namespace, *extra: str) -> Running:

@@ -143,7 +143,7 @@ class Inference:
         job = None
         try:
             data = await asyncio.wait_for(receive(), clock.left())
-            clock.stages["receive"] = time.perf_counter() - clock.start
+            self.metrics.stages.labels(served.name, "receive").observe(time.perf_counter() - clock.start)
             job = self.pool.submit(work, served, data, clock)
             return await asyncio.wait_for(asyncio.wrap_future(job), clock.left())
         finally:
