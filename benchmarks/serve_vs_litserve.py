@@ -19,7 +19,8 @@ load average is printed beside each point.
 
 ``bare`` is the floor: in this process, the same JPEG decoded and
 preprocessed by zoo.runtime and run by a bare ``InferenceSession.run`` with
-the same options, timed call by call between the c=1 slices.
+the options zoo serve uses (``--threads``, no spinning), timed call by call
+between the c=1 slices.
 
 The memory phase sends ``--big`` concurrent uploads of one 12-megapixel JPEG
 to zoo and reads the server's peak resident set (VmHWM) before and after.
@@ -180,7 +181,7 @@ def bare_ms(model: Path, jpeg: bytes, threads: int, n: int) -> list[float]:
 
     global _BARE
     if "_BARE" not in globals():
-        _BARE = OnnxModel(model, provider="cpu", threads=threads)
+        _BARE = OnnxModel(model, provider="cpu", threads=threads, spinning=False)  # the session zoo serve opens
         for _ in range(3):
             _BARE.session.run(None, {_BARE.input_name: image_rows(jpeg, _BARE.preprocessing)})
     out = []
