@@ -185,6 +185,8 @@ class Inference:
             status = 500
             response = json_response({"error": f"internal error: the answer of {label} cannot be encoded: {exc}"}, 500)
             self.metrics.errors.labels(label, endpoint, "encode").inc()
+        if endpoint not in ("predict", "infer"):  # metadata: counted in zoo_http_responses_total only
+            return response
         stages = self.metrics.stages
         for stage, seconds in clock.stages.items():
             stages.labels(label, stage).observe(seconds)
