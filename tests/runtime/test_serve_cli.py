@@ -96,3 +96,13 @@ def test_two_workers_serve_on_one_port_and_shut_down_cleanly(exported, start_ser
     assert len(workers) == 2 and [status for status, _ in answers] == [200] * 8
     for pid in workers:  # no worker outlives the server
         assert not os.path.exists(f"/proc/{pid}") or "State:\tZ" in open(f"/proc/{pid}/status").read()
+
+
+def test_accepted_connections_do_not_wait_for_delayed_acks():
+    from zoo.runtime.serve import bind
+
+    listening = bind("127.0.0.1", 0)
+    with listening, socket.create_connection(listening.getsockname()):
+        accepted, _ = listening.accept()
+        with accepted:  # TCP_NODELAY: an answer's body is not held back until the client ACKs its headers
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
