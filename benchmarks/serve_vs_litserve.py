@@ -19,7 +19,8 @@ load average is printed beside each point.
 
 ``bare`` is the floor: in this process, the same JPEG decoded and
 preprocessed by zoo.runtime and run by a bare ``InferenceSession.run`` with
-the same options, timed call by call between the c=1 slices.
+the options zoo serve uses (``--threads``, no spinning), timed call by call
+between the c=1 slices.
 
 The memory phase sends ``--big`` concurrent uploads of one 12-megapixel JPEG
 to zoo and reads the server's peak resident set (VmHWM) before and after.
@@ -130,7 +131,8 @@ class Running:
     """A server subprocess, stopped on exit; ``path`` and ``body`` are what its clients send."""
 
     def __init__(self, cmd: list[str], port: int, ready: str, path: str, body: bytes, kind: str) -> None:
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # a session of its own, so its worker processes are stopped with it (LitServe's outlive a plain terminate)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         self.port, self.path, self.body, self.kind = port, path, body, kind
         wait_ready(port, ready, self.proc)
 
@@ -142,11 +144,19 @@ class Running:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.proc.terminate()
+        import signal
+
+        os.killpg(self.proc.pid, signal.SIGTERM)
         try:
             self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        time.sleep(1)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # any worker left behind in the group
+        except ProcessLookupError:
+            pass
 
 
 def zoo_server(model: Path, args: argparse.Namespace, *extra: str) -> Running:
@@ -171,7 +181,7 @@ def bare_ms(model: Path, jpeg: bytes, threads: int, n: int) -> list[float]:
 
     global _BARE
     if "_BARE" not in globals():
-        _BARE = OnnxModel(model, provider="cpu", threads=threads)
+        _BARE = OnnxModel(model, provider="cpu", threads=threads, spinning=False)  # the session zoo serve opens
         for _ in range(3):
             _BARE.session.run(None, {_BARE.input_name: image_rows(jpeg, _BARE.preprocessing)})
     out = []
@@ -240,12 +250,16 @@ def memory(model: Path, args: argparse.Namespace) -> dict[str, Any]:
     args.jpeg, small = photo, args.jpeg
     try:
         with zoo_server(model, args, "--max-decoding", str(args.max_decoding)) as server:
-            load(server.port, small, 4, 8, 60, path=server.path)
+            # warm-up at full batches first, so ONNX Runtime's arena for a batch of --max-batch is already
+            # there and the growth measured is what the uploads hold
+            load(server.port, small, args.max_batch, 3 * args.max_batch, 300, path=server.path)
             before = server.status("VmHWM")
             row = load(server.port, photo, args.big, args.big, args.time_limit, path=server.path)
             peak = server.status("VmHWM")
     finally:
         args.jpeg = small
+    # what the admitted requests can hold: each body twice (read buffer and joined bytes) and its draft-decoded
+    # pixels (1/8 scale, RGB), plus the queue's preprocessed tensors
     tensor_mb = 3 * 224 * 224 * 4 / 2**20
     bound = args.max_decoding * (2 * len(photo) / 2**20 + 3 * 504 * 378 / 2**20) + 64 * tensor_mb
     return {"memory": {"uploads": args.big, "jpeg_mb": round(len(photo) / 2**20, 2), "megapixels": 12.19,

@@ -40,18 +40,18 @@ def test_a_taken_port_is_a_one_line_error(exported):
     assert done.returncode == 1 and f"port {port}" in done.stderr and "already in use" in done.stderr
 
 
-def test_sigterm_finishes_the_queued_requests_before_exiting(exported, start_server):
+def test_sigterm_finishes_the_requests_in_flight_before_exiting(exported, start_server):
     images = sorted(exported["images"].rglob("*.png"))[:4]
     proc, url = start_server(str(exported["onnx"]), "--max-batch", "8", "--max-wait-ms", "1500")
     try:
         assert url.startswith("http://127.0.0.1:")
         with ThreadPoolExecutor(4) as pool:
             pending = [pool.submit(post, url + "v1/models/model/predict", p.read_bytes()) for p in images]
-            all_queued = False
-            while not all_queued:  # wait until all four are queued in the batcher
+            received = False
+            while not received:  # wait until the server has read all four bodies
                 with urllib.request.urlopen(url + "metrics", timeout=30) as answer:
                     text = answer.read().decode()
-                all_queued = 'zoo_queue_depth{model="model"} 4.0' in text
+                received = 'zoo_stage_seconds_count{model="model",stage="receive"} 4.0' in text
             proc.send_signal(signal.SIGTERM)
             answers = [p.result() for p in pending]
         # uvicorn re-raises the signal once it has shut down cleanly, as an unhandled SIGTERM would end
@@ -61,3 +61,48 @@ def test_sigterm_finishes_the_queued_requests_before_exiting(exported, start_ser
             proc.kill()
     assert [status for status, _ in answers] == [200] * 4
     assert all(body["top"][0]["label"] in {"red", "green", "blue"} for _, body in answers)
+
+
+def _children(pid: int) -> list[int]:
+    """The worker processes of ``pid`` (not multiprocessing's resource tracker)."""
+    from pathlib import Path
+
+    pids = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return [p for p in pids if b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+
+def test_two_workers_serve_on_one_port_and_shut_down_cleanly(exported, start_server):
+    import os
+    import time
+
+    image = sorted(exported["images"].rglob("*.png"))[0].read_bytes()
+    proc, url = start_server(str(exported["onnx"]), "--workers", "2", "--threads", "1")
+    try:
+        ready = 0
+        while ready != 200:  # each worker opens its own model; the shared port answers once one is up
+            try:
+                with urllib.request.urlopen(url + "readyz", timeout=30) as answer:
+                    ready = answer.status
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.1)
+        workers = _children(proc.pid)
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda _: post(url + "v1/models/model/predict", image), range(8)))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert len(workers) == 2 and [status for status, _ in answers] == [200] * 8
+    for pid in workers:  # no worker outlives the server
+        assert not os.path.exists(f"/proc/{pid}") or "State:\tZ" in open(f"/proc/{pid}/status").read()
+
+
+def test_accepted_connections_do_not_wait_for_delayed_acks():
+    from zoo.runtime.serve import bind
+
+    listening = bind("127.0.0.1", 0)
+    with listening, socket.create_connection(listening.getsockname()):
+        accepted, _ = listening.accept()
+        with accepted:  # TCP_NODELAY: an answer's body is not held back until the client ACKs its headers
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0

@@ -258,3 +258,22 @@ def test_decoding_leaves_the_warnings_filters_alone_and_drafts_big_jpegs(monkeyp
     exact = decode_rows(photo.getvalue(), pre, draft=False)[0]
     assert drafted.shape == exact.shape == (1, 3, 32, 32)
     assert float(np.abs(drafted - exact).mean()) < 0.1  # of a range of 2: the same picture
+
+
+def test_a_model_with_a_fixed_batch_size_serves_partial_batches(tmp_path, image_bytes):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("GlobalAveragePool", ["input"], ["pooled"]), helper.make_node("Flatten", ["pooled"], ["logits"])],
+        "fixed", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [4, 3, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [4, 3])])
+    path = tmp_path / "fixed.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    _, client = client_for(str(path), max_batch=8)
+    with client:
+        one = client.post("/v1/models/fixed/predict", content=image_bytes)
+        six = client.post("/v2/models/fixed/infer", json={"inputs": [
+            {"name": "input", "shape": [6, 3, 8, 8], "datatype": "FP32", "data": [0.25] * (6 * 3 * 64)}]})
+    assert one.status_code == 200 and len(one.json()["top"]) == 3
+    assert six.status_code == 200 and six.json()["outputs"][0]["shape"] == [6, 3]

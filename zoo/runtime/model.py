@@ -366,12 +366,16 @@ class OnnxModel(Predictor):
                 f"the array is {arr.shape[2]}x{arr.shape[3]}, the model takes {fixed[0]}x{fixed[1]};"
                 " resize first, or pass image files (they are resized for you)"
             )
-        step = self.max_batch or len(arr)
-        outs = [
-            self.session.run([self.output_name], {self.input_name: arr[i : i + step]})[0]
-            for i in range(0, len(arr), max(step, 1))
-        ]
+        step = max(self.max_batch or len(arr), 1)
+        outs = [self._run_fixed(arr[i : i + step], step) for i in range(0, len(arr), step)]
         return outs[0] if len(outs) == 1 else np.concatenate(outs)
+
+    def _run_fixed(self, chunk: np.ndarray, step: int) -> np.ndarray:
+        """One session.run; a graph with a fixed batch size gets a partial chunk padded with zeros."""
+        rows = len(chunk)
+        if self.max_batch and rows < step:
+            chunk = np.concatenate([chunk, np.zeros((step - rows, *chunk.shape[1:]), dtype=chunk.dtype)])
+        return self.session.run([self.output_name], {self.input_name: chunk})[0][:rows]
 
     def describe(self) -> dict[str, Any]:
         """What the model expects and where it runs."""

@@ -6,8 +6,9 @@ Each model gets one batcher. A request is an array of one or more rows
 
 * while the model is idle, it waits up to ``max_wait`` seconds after the
   first request arrived for others to join it, but only while others are on
-  their way (``coming()``: admitted and still decoding). A lone request runs
-  at once, so batching costs nothing at concurrency 1;
+  their way (``coming()``: admitted and still decoding) or the last batch
+  held more than one request. A lone request on a quiet server runs at
+  once, so batching costs nothing at concurrency 1;
 * while the model runs, the next batch keeps filling, and is assembled
   (concatenated) as soon as it is full, so it is ready the moment the model
   is free: the CPU does not idle between batches.
@@ -107,6 +108,7 @@ class Batcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
         self._closing = False
+        self._company = False  # the last batch held more than one request: concurrency is here
         self.alive = False
         # One thread: session.run already uses every intra-op thread it was given.
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoo-batch")
@@ -237,7 +239,7 @@ class Batcher:
                 await self._sleep(None)
                 continue
             left = deadline - time.perf_counter()
-            if left <= 0 or not self._coming():
+            if left <= 0 or not (self._company or self._coming()):
                 return
             await self._sleep(left)
 
@@ -301,6 +303,7 @@ class Batcher:
             if not item.future.done():
                 item.future.set_result(out[offset : offset + n])
             offset += n
+        self._company = len(batch) > 1
         self._on_batch(BatchStats(rows=rows, requests=len(batch), seconds=seconds, assembly=assembly,
                                   waits=tuple(item.waited for item in batch)))
         self._poke()

@@ -144,7 +144,7 @@ class Inference:
         job = None
         try:
             data = await asyncio.wait_for(receive(), clock.left())
-            clock.stages["receive"] = time.perf_counter() - clock.start
+            self.metrics.stages.labels(served.name, "receive").observe(time.perf_counter() - clock.start)
             job = self.pool.submit(work, served, data, clock)
             return await asyncio.wait_for(asyncio.wrap_future(job), clock.left())
         finally:
@@ -186,6 +186,8 @@ class Inference:
             status = 500
             response = json_response({"error": f"internal error: the answer of {label} cannot be encoded: {exc}"}, 500)
             self.metrics.errors.labels(label, endpoint, "encode").inc()
+        if endpoint not in ("predict", "infer"):  # metadata: counted in zoo_http_responses_total only
+            return response
         stages = self.metrics.stages
         for stage, seconds in clock.stages.items():
             stages.labels(label, stage).observe(seconds)
