@@ -22,7 +22,6 @@ _LAZY = {
     "load_checkpoint": "zoo.checkpoint:load_checkpoint",
     "save_checkpoint": "zoo.checkpoint:save_checkpoint",
     "fit": "zoo.train.api:fit",
-    "finetune": "zoo.transfer.finetune:finetune",
     "train": "zoo.train.api:train",  # deprecated spelling of fit
     "Trainer": "zoo.train:Trainer",
     "TrainConfig": "zoo.train:TrainConfig",

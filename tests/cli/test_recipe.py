@@ -6,7 +6,6 @@ import json
 import sys
 
 import click
-import pytest
 import torch
 from click.testing import CliRunner
 

@@ -32,6 +32,7 @@ FT_LR = 1e-4
 FT_EPOCHS = 4
 FT_LAYER_DECAY = 0.8
 FT_SCHEDULER = "onecycle"
+FT_EMA = 0.99  # --ema of the second stage when none is given
 BN_TRAIN_FROM = 5000  # training images from which BatchNorm statistics train in the second stage
 AUTO_BUDGET_MINUTES = 10.0
 # One finetuning epoch costs about this many times the probe's wall time (decoding, a forward pass over
@@ -75,13 +76,13 @@ def finetune_with_recipe(source: str | None, data: Any, config: Any = None, opti
     ``lr`` and ``epochs`` are the probe's). The result carries ``recipe`` (a :class:`RecipeReport`)
     for ``lp-ft`` and ``auto``.
     """
-    from zoo.train import TrainConfig
-    from zoo.transfer.finetune import FinetuneOptions, finetune
+    from zoo.transfer.finetune import FinetuneOptions, finetune, finetune_config
 
     if recipe not in RECIPES:
         raise ZooError(f"unknown recipe {recipe!r}; choose from {', '.join(RECIPES)}")
     options = options or FinetuneOptions()
-    cfg = replace(config, **train_options) if config is not None else TrainConfig(**train_options)
+    # Without a config, the finetune defaults (zoo.transfer.defaults), as zoo finetune has them.
+    cfg = replace(config, **train_options) if config is not None else finetune_config(**train_options)
     if recipe == "frozen":
         if budget is not None:
             raise ZooError("--budget applies to --recipe auto or lp-ft; the frozen head has no second stage")
@@ -148,8 +149,9 @@ class _Run:
         cfg = replace(self.cfg, lr=self.ft_lr, epochs=self.ft_epochs, scheduler=FT_SCHEDULER, augment=augment,
                       out=str(self.out) if self.out else None, early_stop=None)
         bn, patterns = bn_mode(probe.model, train_images(probe))
-        # >>> EMA: when TrainConfig gains ``ema`` (--ema DECAY, the loop branch), switch it on for the second
-        # stage here, e.g. ``cfg = replace(cfg, ema=cfg.ema or 0.999)``: averaged weights suit its small lr.
+        # Averaged weights suit the second stage's small lr; best/ takes them only when they validate better.
+        # 0.99 averages over ~100 steps, about an epoch or two of a few thousand images.
+        cfg = replace(cfg, ema=cfg.ema or FT_EMA)
         opts = replace(self.options, freeze="none", freeze_patterns=patterns, bn_policy=bn, keep_head=True,
                        unfreeze_after=None, layer_decay=FT_LAYER_DECAY, cache_features=False, weights=None,
                        encoder=None, pretrained=True)
