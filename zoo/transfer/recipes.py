@@ -68,7 +68,7 @@ class RecipeReport:
 def finetune_with_recipe(source: str | None, data: Any, config: Any = None, options: Any = None, *,
                          recipe: str = "frozen", budget: float | None = None, ft_lr: float | None = None,
                          ft_epochs: int = FT_EPOCHS, log: Callable[[str], None] | None = None,
-                         **train_options: Any):
+                         mean: Any = None, std: Any = None, dry_run: bool = False, **train_options: Any):
     """``zoo.finetune``: :func:`zoo.transfer.finetune.finetune` under a named recipe.
 
     ``budget`` is in minutes for the whole run (``auto``: 10 by default; ``lp-ft``: none).
@@ -86,7 +86,9 @@ def finetune_with_recipe(source: str | None, data: Any, config: Any = None, opti
     if recipe == "frozen":
         if budget is not None:
             raise ZooError("--budget applies to --recipe auto or lp-ft; the frozen head has no second stage")
-        return finetune(source, data, cfg, options, log=log)
+        return finetune(source, data, cfg, options, log=log, mean=mean, std=std, dry_run=dry_run)
+    if dry_run or mean is not None or std is not None:
+        raise ZooError(f"--dry-run and --mean/--std apply to --recipe frozen, not {recipe}")
     if budget is not None and budget <= 0:
         raise ZooError(f"--budget must be a positive number of minutes, got {budget:g}")
     if cfg.resume:
