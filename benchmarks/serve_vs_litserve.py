@@ -140,6 +140,35 @@ class Running:
         text = Path(f"/proc/{self.proc.pid}/status").read_text()
         return int(re.search(key + r":\s+(\d+)", text).group(1)) / 1024
 
+    def pause(self) -> None:
+        """Stop the server's whole process group (SIGSTOP): no CPU at all until :meth:`resume`."""
+        import signal
+
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        import signal
+
+        os.killpg(self.proc.pid, signal.SIGCONT)
+
+    def idle_cpu(self, seconds: float = 5.0) -> float:
+        """Cores the idle server's process group uses (user + system time over ``seconds``)."""
+        before = self._group_cpu()
+        time.sleep(seconds)
+        return round((self._group_cpu() - before) / seconds, 3)
+
+    def _group_cpu(self) -> float:
+        total = 0
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                if os.getpgid(int(pid)) != self.proc.pid:
+                    continue
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, ProcessLookupError):
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
+
     def __enter__(self) -> "Running":
         return self
 
@@ -198,14 +227,29 @@ def compare(servers: list[Running], concurrency: int, args: argparse.Namespace, 
     bare: list[float] = []
     for _ in range(args.rounds):
         for server in servers:
-            row = load(server.port, server.body, concurrency, max(1, args.requests // args.rounds),
-                       args.time_limit / args.rounds, path=server.path,
-                       kind="image/jpeg" if server.kind == "zoo" else "application/json")
+            # the other server is stopped (SIGSTOP) while this one is measured: idle, LitServe's worker still
+            # polls its queue (about 0.1 of a core here), which would be taken from the server under test
+            for other in servers:
+                if other is not server:
+                    other.pause()
+            try:
+                row = load(server.port, server.body, concurrency, max(1, args.requests // args.rounds),
+                           args.time_limit / args.rounds, path=server.path,
+                           kind="image/jpeg" if server.kind == "zoo" else "application/json")
+            finally:
+                for other in servers:
+                    other.resume()
             seconds[server.kind] += row["seconds"]
             for status, values in row["_latencies"].items():
                 pooled[server.kind].setdefault(status, []).extend(values)
         if concurrency == 1:
-            bare += bare_ms(model, args.jpeg, args.threads, max(5, args.requests // args.rounds // 4))
+            for server in servers:  # the floor is measured with both servers stopped, like each server alone
+                server.pause()
+            try:
+                bare += bare_ms(model, args.jpeg, args.threads, max(5, args.requests // args.rounds // 4))
+            finally:
+                for server in servers:
+                    server.resume()
     rows = {kind: {k: v for k, v in summarise(concurrency, pooled[kind], seconds[kind]).items() if not k.startswith("_")}
             for kind in pooled}
     out: dict[str, Any] = {"concurrency": concurrency, **rows, "load": [round(v, 2) for v in os.getloadavg()]}
@@ -308,6 +352,7 @@ def main() -> None:
                 for server in (zoo, lit):  # warm-up: the first batches allocate ONNX Runtime's arenas
                     load(server.port, server.body, 4, 16, 120, path=server.path,
                          kind="image/jpeg" if server.kind == "zoo" else "application/json")
+                print(json.dumps({"idle_cores": {s.kind: s.idle_cpu() for s in (zoo, lit)}}), flush=True)
                 for concurrency in args.concurrency:
                     row = compare([zoo, lit], concurrency, args, model)
                     row["zoo_stage_mean_ms_so_far"] = stage_means(zoo.port)

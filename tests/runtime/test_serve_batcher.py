@@ -7,6 +7,8 @@ import threading
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zoo.runtime.serve.batcher import Batcher, QueueFull, ShuttingDown
 
@@ -113,3 +115,66 @@ def test_a_failing_run_answers_every_caller_in_the_batch():
 
     results = asyncio.run(scenario())
     assert all(isinstance(r, RuntimeError) for r in results)
+
+
+def test_once_as_many_wait_as_the_last_batch_held_the_batch_runs_without_waiting_out_max_wait():
+    async def scenario():
+        model = Recorder()
+        seen = []
+        batcher = Batcher(model, max_batch=8, max_wait=30.0, queue_size=16, on_batch=seen.append)
+        batcher.start()
+        await asyncio.gather(*(batcher.submit(rows(i)) for i in range(3)))  # the first batch: 3 requests
+        # two come back at once and the third a moment later: the two wait for it (the last batch held 3)
+        first = [batcher.submit(rows(i)) for i in range(2)]
+        await asyncio.sleep(0.05)
+        await asyncio.gather(*first, batcher.submit(rows(2)))
+        await batcher.close()
+        return model, seen
+
+    model, seen = asyncio.run(scenario())
+    assert model.sizes == [3, 3]
+    # the second batch ran when its third request arrived, not after the 30 s max_wait
+    assert max(seen[1].waits) < 15
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    max_batch=st.integers(1, 6),
+    waves=st.lists(st.lists(st.integers(1, 8), min_size=1, max_size=6), min_size=1, max_size=4),
+)
+def test_every_request_gets_its_own_rows_back_in_batches_that_keep_the_limit(max_batch, waves):
+    """For any request sizes and arrival waves: each answer is its own rows, requests are never split,
+    a batch exceeds max_batch rows only when one request alone does, and requests run in arrival order."""
+
+    class Tagged(Recorder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.order: list[float] = []
+
+        def __call__(self, batch: np.ndarray) -> np.ndarray:
+            self.order.extend(batch[:, 0].tolist())
+            return super().__call__(batch)
+
+    async def scenario():
+        model = Tagged()
+        seen = []
+        batcher = Batcher(model, max_batch=max_batch, max_wait=0.001, queue_size=64, on_batch=seen.append)
+        batcher.start()
+        submitted, value = [], 0
+        for wave in waves:
+            for n in wave:
+                value += 1
+                submitted.append((value, n, batcher.submit(rows(value, n))))
+            await asyncio.sleep(0)
+        answers = [(v, n, await fut) for v, n, fut in submitted]
+        await batcher.close()
+        return model, seen, answers
+
+    model, seen, answers = asyncio.run(scenario())
+    for value, n, answer in answers:
+        assert answer.shape == (n, 3) and np.all(answer == 2 * value)
+    assert sum(s.rows for s in seen) == sum(n for _, n, _ in answers)
+    for stats in seen:
+        assert stats.rows <= max_batch or stats.requests == 1
+    # arrival order: the values the model saw never go back
+    assert model.order == sorted(model.order)

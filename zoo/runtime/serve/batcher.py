@@ -8,7 +8,9 @@ Each model gets one batcher. A request is an array of one or more rows
   first request arrived for others to join it, but only while others are on
   their way (``coming()``: admitted and still decoding) or the last batch
   held more than one request. A lone request on a quiet server runs at
-  once, so batching costs nothing at concurrency 1;
+  once, so batching costs nothing at concurrency 1; and once as many
+  requests wait as the last batch held, with none still decoding, the
+  batch runs without waiting out ``max_wait`` (steady clients all came back);
 * while the model runs, the next batch keeps filling, and is assembled
   (concatenated) as soon as it is full, so it is ready the moment the model
   is free: the CPU does not idle between batches.
@@ -109,6 +111,7 @@ class Batcher:
         self._task: asyncio.Task | None = None
         self._closing = False
         self._company = False  # the last batch held more than one request: concurrency is here
+        self._last_requests = 1  # how many requests the last batch held
         self.alive = False
         # One thread: session.run already uses every intra-op thread it was given.
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoo-batch")
@@ -241,6 +244,8 @@ class Batcher:
             left = deadline - time.perf_counter()
             if left <= 0 or not (self._company or self._coming()):
                 return
+            if not self._coming() and len(self._waiting) >= self._last_requests:
+                return  # as many as the last batch held are here and none is on its way: waiting gains nothing
             await self._sleep(left)
 
     @staticmethod
@@ -304,6 +309,7 @@ class Batcher:
                 item.future.set_result(out[offset : offset + n])
             offset += n
         self._company = len(batch) > 1
+        self._last_requests = len(batch)
         self._on_batch(BatchStats(rows=rows, requests=len(batch), seconds=seconds, assembly=assembly,
                                   waits=tuple(item.waited for item in batch)))
         self._poke()
