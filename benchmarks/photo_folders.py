@@ -115,7 +115,8 @@ def commands(what: str, data: Path, work: Path, args: argparse.Namespace) -> lis
     out = []
     ckpt = work / "ft"
     base = [*zoo, "finetune", args.arch, "--data", str(data), "--epochs", "3", "--val-split", "0.1",
-            "--cache-mb", str(args.cache_mb), "--memory-mb", str(args.memory_mb), "--out", str(ckpt)]
+            "--cache-mb", str(args.cache_mb), "--memory-mb", str(args.memory_mb), "--out", str(ckpt),
+            "--overwrite"]  # the cached run follows the first into the same folder
     if "first" in what:  # the backbone cache of this tree is emptied first
         out.append(("finetune (first run)", base, n))
     if "cached" in what:

@@ -32,6 +32,7 @@ CACHE_ENV = "ZOO_CACHE_DIR"
 # export_onnx's options for a cached backbone; part of the cache key (weights_key), as is the opset.
 EXPORT_SETTINGS = {"spatial": "static", "batch_size": 2, "exporter": "auto"}
 ESTIMATE_FROM = 1000  # images: below this the whole pass takes seconds, and an estimate is noise
+ESTIMATE_AFTER = 2.0  # seconds after the first batch before the estimate: a steady rate, not the warm-up
 
 
 class PreLogits(nn.Module):
@@ -313,32 +314,42 @@ def _faster_of(onnx: "OnnxFeatures", bf16: TorchFeatures, model: nn.Module, samp
 
 
 class FeatureMeter:
-    """Progress of the feature pass: an estimate after the first batch, a bar on a terminal, a summary."""
+    """Progress of the feature pass: an estimate once it runs steadily, a bar on a terminal, a summary.
+
+    The estimate is taken from the rate after the first batch (which also
+    fills the decoding pipeline and warms the engine, so it runs slower than
+    the rest), over at least :data:`ESTIMATE_AFTER` seconds.
+    """
 
     def __init__(self, total: int, engine: str, log: Callable[[str], None], stream: Any = None) -> None:
         self.total, self.engine, self.log = int(total), engine, log
         self.stream = stream or sys.stderr
         self.done, self.started, self.bar = 0, time.perf_counter(), None
         self.estimated = False
+        self.first: tuple[int, float] | None = None  # (images done, time) at the first batch
         self.seconds = 0.0  # the whole pass, set by close()
 
     def advance(self, n: int) -> None:
         """``n`` more images have their features."""
         self.done += int(n)
-        elapsed = time.perf_counter() - self.started
-        rate = self.done / elapsed if elapsed > 0 else 0.0
-        if not self.estimated and self.done < self.total and rate > 0:
-            self.estimated = True
-            if self.total >= ESTIMATE_FROM:
-                    self.log(f"feature pass: ~{(self.total - self.done) / rate:.0f} s more with {self.engine}"
-                         f" ({self.total:,} images, {rate:,.0f} img/s)")
-            if _is_terminal(self.stream):
+        now = time.perf_counter()
+        if self.first is None:
+            self.first = (self.done, now)
+            if _is_terminal(self.stream) and self.done < self.total:
                 from tqdm.auto import tqdm
 
                 self.bar = tqdm(total=self.total, initial=self.done, desc="features", unit="img",
                                 file=self.stream, leave=False, mininterval=0.5, dynamic_ncols=True)
         elif self.bar is not None:
             self.bar.update(n)
+        if self.estimated or self.total < ESTIMATE_FROM or self.done >= self.total:
+            return
+        done0, t0 = self.first
+        if now - t0 >= ESTIMATE_AFTER and self.done > done0:
+            self.estimated = True
+            rate = (self.done - done0) / (now - t0)
+            self.log(f"feature pass: ~{(self.total - self.done) / rate:.0f} s more with {self.engine}"
+                     f" ({self.total:,} images, {rate:,.0f} img/s)")
 
     def close(self) -> str:
         """Stop the bar; the summary line."""
