@@ -1,4 +1,4 @@
-"""fastai's ``vision_learner(...).fine_tune(N)`` on demo:cats, with zoo's EfficientNet-Lite0 ImageNet weights.
+"""fastai's ``vision_learner(...).fine_tune(N)`` on demo:cats (or ``--data``), with zoo's EfficientNet-Lite0 ImageNet weights.
 
 The comparison point for zoo's fine-tuning recipe (docs/transfer.md). Run it
 from a separate virtualenv so fastai never becomes a dependency of zoo:
@@ -28,6 +28,8 @@ import time
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--heldout", required=True, help="image folder (cat/, dog/) neither side trained on")
+    parser.add_argument("--data", help="class folders to train on, 10%% held back for validation (seed 0), as zoo's"
+                                       " --val-split 0.1 does [demo:cats' own train/ and val/]")
     parser.add_argument("--size", type=int, default=160)
     parser.add_argument("--epochs", type=int, default=3, help="fine_tune(N): N epochs after the frozen one")
     parser.add_argument("--freeze-epochs", type=int, default=1)
@@ -45,12 +47,13 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     set_seed(args.seed, reproducible=True)
-    root = resolve_data_path("demo:cats")
     started, cpu_started = time.perf_counter(), time.process_time()
-    dls = ImageDataLoaders.from_folder(
-        root, train="train", valid="val", item_tfms=Resize(args.size), bs=args.batch_size, num_workers=0,
-        batch_tfms=[*aug_transforms(), Normalize.from_stats([0.5] * 3, [0.5] * 3)],
-    )
+    common = dict(item_tfms=Resize(args.size), bs=args.batch_size, num_workers=0,
+                  batch_tfms=[*aug_transforms(), Normalize.from_stats([0.5] * 3, [0.5] * 3)])
+    if args.data:
+        dls = ImageDataLoaders.from_folder(args.data, valid_pct=0.1, seed=args.seed, **common)
+    else:
+        dls = ImageDataLoaders.from_folder(resolve_data_path("demo:cats"), train="train", valid="val", **common)
 
     def lite0(pretrained: bool = True):
         return zoo.create_model("efficientnet_lite0", pretrained=pretrained)
@@ -66,6 +69,7 @@ def main() -> None:
         preds, targets = learn.get_preds(dl=test)
     heldout = (preds.argmax(-1) == targets).float().mean().item()
     print(json.dumps({"run": f"fastai vision_learner.fine_tune({args.epochs}, freeze_epochs={args.freeze_epochs})",
+                      "data": args.data or "demo:cats", "train_images": len(dls.train_ds),
                       "size": args.size, "seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1), "heldout_acc": round(heldout, 4),
                       "heldout_images": len(files), "load": os.getloadavg()[0]}))
 
