@@ -177,3 +177,51 @@ def default_threads(model: Any, forward_module: Any, input_size: Sequence[int] |
         return 1 if probe(model, input_size).macs < ONE_THREAD_MACS else None
     except Exception:  # a model the probe cannot run at this size: leave torch's choice
         return None
+
+
+# bf16 autocast is kept on a CPU with bfloat16 units only if a timed training step says it pays: it doubles
+# a ResNet's step there but slows EfficientNet-Lite0 (depthwise convolutions) by about 15%
+# (benchmarks/cpu_train_step.py; docs/training.md has the figures).
+BF16_MIN_GAIN = 1.1  # bf16 must train at least this many times as fast as float32 to be kept
+PROBE_BATCH = 16
+
+
+def bf16_pays(model: Any, input_size: Sequence[int], batch_size: int, *, channels_last: bool) -> tuple[bool, float, float]:
+    """``(keep bf16, float32 img/s, bf16 img/s)`` from forward + backward steps of ``model`` on random images.
+
+    The steps alternate (float32, bf16, twice after one warm-up each) and the
+    fastest of each counts. The model is left as it was: weights, BatchNorm
+    statistics, gradients, train/eval mode, and the global random state.
+    """
+    import copy
+    import time
+
+    import torch
+
+    n = max(2, min(int(batch_size), PROBE_BATCH))
+    saved = copy.deepcopy(model.state_dict())
+    grads = {name: (None if p.grad is None else p.grad.detach().clone()) for name, p in model.named_parameters()}
+    was = model.training
+    times: dict[bool, list[float]] = {False: [], True: []}
+    try:
+        with torch.random.fork_rng(devices=[]):
+            x = torch.randn(n, *[int(v) for v in input_size])
+            if channels_last and x.ndim == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            model.train()
+            for rep in range(3):
+                for bf16 in (False, True):
+                    start = time.perf_counter()
+                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                        out = model(x)
+                    out = out[0] if isinstance(out, (tuple, list)) else out
+                    out.float().square().mean().backward()
+                    if rep:  # the first of each is the warm-up (oneDNN builds its kernels)
+                        times[bf16].append(time.perf_counter() - start)
+    finally:
+        model.load_state_dict(saved)
+        for name, p in model.named_parameters():
+            p.grad = grads[name]
+        model.train(was)
+    fp32, bf16 = n / min(times[False]), n / min(times[True])
+    return bf16 >= BF16_MIN_GAIN * fp32, fp32, bf16

@@ -56,6 +56,7 @@ def setup_run(trainer: "Trainer") -> None:
     model = trainer.model.to(trainer.device)
     if trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    cfg = trainer.config = choose_cpu_precision(trainer, cfg, resume_config)
     if state is not None:
         ckpt.Checkpointer.load_weights(cfg.resume, trainer.model)
         ckpt.check_position(len(trainer.train_batches), state, cfg.resume)
@@ -73,6 +74,41 @@ def setup_run(trainer: "Trainer") -> None:
     if cfg.lr_find:
         auto_lr(trainer, resume_config)
     schedule(trainer, state)
+
+def choose_cpu_precision(trainer: "Trainer", cfg: Any, resume_config: Mapping[str, Any] | None) -> Any:
+    """The config with ``amp`` settled where the CPU default left it open: bf16 only if it trains faster.
+
+    On a CPU with bfloat16 units and no ``--amp``/``--no-amp``, a whole
+    network (not a head on cached features) keeps bf16 autocast only when a
+    timed step says it pays (:func:`zoo.train.prepare.bf16_pays`). A resumed
+    run takes the precision its checkpoint trained in, so resume stays exact.
+    The choice is written into the config, so checkpoints record it.
+    """
+    from dataclasses import replace
+
+    if cfg.amp is not None or trainer.device.type != "cpu" or not trainer.amp:
+        return cfg
+    if resume_config is not None:
+        saved = resume_config.get("train_args", {}).get("amp")
+        if isinstance(saved, bool):
+            trainer.amp = saved
+            return replace(cfg, amp=saved)
+        return cfg
+    if trainer.forward_module is not trainer.model or not trainer.input_size or trainer.dist.enabled:
+        return cfg  # a head on features trains in seconds either way; data-parallel ranks must agree
+    from zoo.train.prepare import bf16_pays
+
+    try:
+        keep, fp32, bf16 = bf16_pays(trainer.model, trainer.input_size, cfg.batch_size,
+                                     channels_last=bool(trainer.channels_last))
+    except Exception:  # a model the probe cannot run on random images: leave the CPU's default
+        return cfg
+    if not keep:
+        trainer.amp = False
+        trainer.say(f"zoo: bf16 autocast off for this model: float32 trains as fast or faster here ({fp32:,.0f} vs"
+                    f" {bf16:,.0f} img/s in a timed step; --amp forces bf16)")
+    return replace(cfg, amp=keep)
+
 
 def schedule(trainer: "Trainer", state: Mapping[str, Any] | None) -> None:
     """Build the LR schedule; on resume, restore the run's progress and fast-forward the schedule to it."""
