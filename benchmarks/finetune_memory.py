@@ -44,13 +44,14 @@ def run(cmd: list[str]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/cifar10/train"))
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/cifar10/train")
     parser.add_argument("--arch", default="timm/efficientnet_lite0")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--counts", default="1000,10000")
     parser.add_argument("--stream", type=int, default=0, help="also stream this many images past a tiny cache")
     parser.add_argument("--extra", default="", help="more zoo finetune options, space-separated")
     args = parser.parse_args()
+    args.data = args.data.resolve()  # the folders hold symbolic links to it: relative ones would dangle
 
     import torch
 

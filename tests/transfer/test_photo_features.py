@@ -92,3 +92,32 @@ def _check_probe(monkeypatch):
     wrong = _Fake(clock, 0.0, lambda x: -exact(x) * 50)
     assert eng._faster_of(slow_onnx, wrong, model, sample, said.append) is slow_onnx
     assert "differ" in said[-1]
+
+
+def test_a_folder_whose_files_are_all_unreadable_is_refused_with_the_skip_report(tmp_path):
+    import pytest
+
+    import zoo
+    from zoo.errors import DataError
+
+    for cls in ("cat", "dog"):
+        (tmp_path / "d" / cls).mkdir(parents=True)
+        for i in range(5):  # links to files that do not exist (a folder copied without its targets)
+            (tmp_path / "d" / cls / f"{i}.jpg").symlink_to(tmp_path / "gone" / f"{i}.jpg")
+    with pytest.raises(DataError, match=r"none of the (\d+) training images under .* could be read: skipped \1 files"
+                                        r" \(\1 unreadable\)"):
+        zoo.finetune("cifar8_resnet", str(tmp_path / "d"), epochs=1, progress=False, plot=False, cache=False)
+
+
+def test_a_folder_left_with_one_readable_class_is_refused(tmp_path):
+    import pytest
+
+    import zoo
+    from zoo.errors import DataError
+    from zoo.testing import make_image_folder
+
+    data = make_image_folder(tmp_path / "d", ("cat", "dog"), per_class=6, size=32, fmt="jpg")
+    for image in (data / "dog").iterdir():
+        image.write_bytes(b"not a jpeg")
+    with pytest.raises(DataError, match="only one class is left"):
+        zoo.finetune("cifar8_resnet", str(data), epochs=1, progress=False, plot=False, cache=False)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from zoo.checkpoint import LOCAL_DIR, timm_folder_config
-from zoo.errors import ZooError
+from zoo.errors import DataError, ZooError
 from zoo.io import claim_run_dir
 from zoo.registry import model_info
 from zoo.train.scope import restores_process
@@ -329,7 +329,7 @@ def _feature_pass(model: Any, dataset: Any, mean: Any, std: Any, device: Any, cf
         torch.set_num_threads(cfg.threads)
     size = tuple(dataset.input_size)
     batch = budget_batch_size(model, size, cfg.memory_mb, forward=PreLogits(model))
-    sample = Normalize(mean, std)(_real_batch(dataset.train, size, min(batch, 8)))
+    sample = Normalize(mean, std)(_real_batch(dataset.train, size, min(batch, 8), dataset.root))
     from zoo.devices import autocast_choice
 
     engine = choose_engine(model, sample, size, engine=options.feature_engine, device=device, threads=cfg.threads,
@@ -349,6 +349,12 @@ def _feature_pass(model: Any, dataset: Any, mean: Any, std: Any, device: Any, cf
                                               device=device, progress=progress, engine=engine,
                                               skipped=dataset.skipped))
     say(meter.close() + f", batches of {batch}")
+    train_labels = out[0][1]
+    if len(train_labels) == 0:
+        raise DataError(f"none of the {len(dataset.train)} training images under {str(dataset.root)!r} could be read:"
+                        f" {dataset.skipped.describe()}")
+    if not dataset.multi_label and len(set(train_labels.tolist())) < 2:
+        raise DataError(f"after skipping unreadable files only one class is left under {str(dataset.root)!r}")
     del engine
     import gc
 
@@ -356,14 +362,31 @@ def _feature_pass(model: Any, dataset: Any, mean: Any, std: Any, device: Any, cf
     return out[0], (out[1] if len(out) > 1 else None), meter.seconds
 
 
-def _real_batch(split: Any, size: Sequence[int], count: int):
-    """The first ``count`` decodable images of a split (uint8), cached or not: the engine is checked on them."""
+def _real_batch(split: Any, size: Sequence[int], count: int, root: Any = None):
+    """The first ``count`` decodable images of a split (uint8), cached or not: the engine is checked on them.
+
+    A split none of whose files decode is refused here, before the engine is
+    chosen, with what was skipped and why (the training path's message).
+    """
     if split.images is not None:
         return split.batch(0, count)
-    from zoo.data.decode import decode_many
+    import torch
 
-    images, _, _ = decode_many(split.paths[:4 * count], int(size[0]), tuple(size[1:]))
-    return images[:count]
+    from zoo.data.decode import decode_many
+    from zoo.runtime.skips import SkipReport
+
+    found, skipped, step = [], SkipReport(), 4 * count
+    for start in range(0, len(split.paths), step):
+        images, _, bad = decode_many(split.paths[start:start + step], int(size[0]), tuple(size[1:]))
+        skipped.update(bad)
+        if len(images):
+            found.append(images)
+        if sum(len(f) for f in found) >= count:
+            break
+    if not found:
+        raise DataError(f"none of the {len(split.paths)} training images under {str(root)!r} could be read:"
+                        f" {skipped.describe()}")
+    return torch.cat(found)[:count]
 
 
 def _device(cfg: Any):
@@ -440,8 +463,8 @@ def _source_input_size(source: str | None, options: FinetuneOptions) -> tuple[in
 
 
 def _normalised_sample(dataset: Any, prepared: Prepared, size: Sequence[int]):
-    """Four decodable training images at ``size`` (C, H, W), normalised; None when none decodes."""
+    """Four decodable training images at ``size`` (C, H, W), normalised (none decoding is a DataError)."""
     from zoo.data.transforms import Normalize
 
-    images = _real_batch(dataset.train, size, 4)
+    images = _real_batch(dataset.train, size, 4, dataset.root)
     return Normalize(prepared.mean, prepared.std)(images) if len(images) else None
