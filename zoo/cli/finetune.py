@@ -126,11 +126,15 @@ def finetune_command(source: str | None, weights: str | None, tag: str | None, e
     if dry_run:
         click.echo(finetune(source, data, cfg, fopts, mean=mean_v, std=std_v, dry_run=True))
         return
-    from zoo.data.budget import keep_batches_off_the_heap
+    from zoo.data.budget import keep_batches_off_the_heap, let_batches_on_the_heap
 
     # Process-wide and impossible to read back, so set here, where the process is the command's own,
-    # and not by the library call (docs/training.md, "What a library call leaves behind").
-    keep_batches_off_the_heap()
+    # and not by the library call (docs/training.md, "What a library call leaves behind"). A feature pass
+    # needs it (memory stays flat); training a whole network is slowed by it, so such runs, and the
+    # recipes' second stage, leave batches on the heap.
+    whole_network = freeze_value == "none" or cache_features is False
+    if not whole_network:
+        keep_batches_off_the_heap()
     if recipe != "frozen" or budget is not None:
         from zoo.transfer.recipes import finetune_with_recipe
 
@@ -142,7 +146,8 @@ def finetune_command(source: str | None, weights: str | None, tag: str | None, e
         probe = replace(cfg, **{k: FINETUNE_TRAIN_DEFAULTS[k] for k in given})
         extra = {"ft_epochs": cfg.epochs} if "epochs" in given else {}
         result = finetune_with_recipe(source, data, probe, fopts, recipe=recipe, budget=budget,
-                                      ft_lr=cfg.lr if "lr" in given else None, log=log, **extra)
+                                      ft_lr=cfg.lr if "lr" in given else None, log=log,
+                                      before_stage_two=let_batches_on_the_heap, **extra)
         echo_result(result, as_json, seconds=result.seconds, cached_features=result.cached_features,
                     **({"recipe": result.recipe.to_dict()} if hasattr(result, "recipe") else {}))
         return

@@ -69,13 +69,15 @@ class RecipeReport:
 def finetune_with_recipe(source: str | None, data: Any, config: Any = None, options: Any = None, *,
                          recipe: str = "frozen", budget: float | None = None, ft_lr: float | None = None,
                          ft_epochs: int = FT_EPOCHS, log: Callable[[str], None] | None = None,
-                         mean: Any = None, std: Any = None, dry_run: bool = False, **train_options: Any):
+                         mean: Any = None, std: Any = None, dry_run: bool = False,
+                         before_stage_two: Callable[[], Any] | None = None, **train_options: Any):
     """``zoo.finetune``: :func:`zoo.transfer.finetune.finetune` under a named recipe.
 
     ``budget`` is in minutes for the whole run (``auto``: 10 by default; ``lp-ft``: none).
     ``ft_lr`` and ``ft_epochs`` are the second stage's learning rate and epochs (the config's
     ``lr`` and ``epochs`` are the probe's). The result carries ``recipe`` (a :class:`RecipeReport`)
-    for ``lp-ft`` and ``auto``.
+    for ``lp-ft`` and ``auto``. ``before_stage_two`` is called just before the whole network
+    starts training (the ``zoo finetune`` command sets its process's allocator there).
     """
     from zoo.transfer.finetune import FinetuneOptions, finetune, finetune_config
 
@@ -96,7 +98,9 @@ def finetune_with_recipe(source: str | None, data: Any, config: Any = None, opti
         raise ZooError(f"--resume continues one stage; resume --recipe {recipe} with 'zoo finetune OUT/last'")
     if budget is None and recipe == "auto":
         budget = AUTO_BUDGET_MINUTES
-    return _Run(source, data, cfg, options, recipe, budget, ft_lr or FT_LR, ft_epochs, log).go()
+    run = _Run(source, data, cfg, options, recipe, budget, ft_lr or FT_LR, ft_epochs, log)
+    run.before_stage_two = before_stage_two
+    return run.go()
 
 
 class _Run:
@@ -109,6 +113,7 @@ class _Run:
         self.out = Path(cfg.out) if cfg.out else None
         self.started = time.perf_counter()
         self.deadline = self.started + 60 * budget if budget is not None else None
+        self.before_stage_two: Callable[[], Any] | None = None
 
     def go(self):
         from zoo.transfer.finetune import finetune
@@ -134,6 +139,8 @@ class _Run:
         self.say(f"recipe {self.recipe}: 2. the whole network from that head at lr {self.ft_lr:.3g}"
                  + (f", within {left:.0f}s of the budget" if left is not None else ""))
         t0 = time.perf_counter()
+        if self.before_stage_two is not None:
+            self.before_stage_two()
         deadline = deadline_callback(self.deadline, self.say)
         ft = finetune(str(probe.best_path), self.data, *self._second_stage(probe), log=self.say, callbacks=[deadline])
         if deadline.fired and ft.stopped == "interrupted":
