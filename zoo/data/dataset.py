@@ -70,6 +70,15 @@ class ImageData:
         return self.skipped.describe()
 
 
+def refuse_unreadable(total: int, labels: Any, skipped: SkipReport, root: Any, *, multi_label: bool = False) -> None:
+    """Raise :class:`DataError` when none of ``total`` training images was read (``labels`` of those that were
+    is empty), or when those left hold a single class (single-label data only); the message names the skips."""
+    if len(labels) == 0:
+        raise DataError(f"none of the {total} training images under {str(root)!r} could be read: {skipped.describe()}")
+    if not multi_label and len(set(labels.tolist())) < 2:
+        raise DataError(f"after skipping unreadable files only one class is left under {str(root)!r}")
+
+
 def cache_bytes(n_images: int, input_size: Sequence[int]) -> int:
     """Bytes the uint8 cache of ``n_images`` images of ``input_size`` takes."""
     c, h, w = input_size
@@ -144,11 +153,7 @@ def load_image_data(
 
     train = build(layout.train, "train")
     val = build(layout.val, "val") if layout.val is not None else None
-    if len(train) == 0:
-        raise DataError(f"none of the {len(layout.train)} training images under {str(layout.root)!r} could be read:"
-                        f" {skipped.describe()}")
-    if not multi and len(set(train.labels.tolist())) < 2:
-        raise DataError(f"after skipping unreadable files only one class is left under {str(layout.root)!r}")
+    refuse_unreadable(len(layout.train), train.labels, skipped, layout.root, multi_label=multi)
     if val is not None and len(val) == 0:
         val = None
     return ImageData(layout.root, layout.class_names, (c, h, w), train, val, skipped, multi_label=multi)

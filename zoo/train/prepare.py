@@ -186,7 +186,8 @@ BF16_MIN_GAIN = 1.1  # bf16 must train at least this many times as fast as float
 PROBE_BATCH = 16
 
 
-def bf16_pays(model: Any, input_size: Sequence[int], batch_size: int, *, channels_last: bool) -> tuple[bool, float, float]:
+def bf16_pays(model: Any, input_size: Sequence[int], batch_size: int, *,
+              channels_last: bool) -> tuple[bool, float, float]:
     """``(keep bf16, float32 img/s, bf16 img/s)`` from forward + backward steps of ``model`` on random images.
 
     The steps alternate (float32, bf16, twice after one warm-up each) and the

@@ -75,6 +75,7 @@ def setup_run(trainer: "Trainer") -> None:
         auto_lr(trainer, resume_config)
     schedule(trainer, state)
 
+
 def choose_cpu_precision(trainer: "Trainer", cfg: Any, resume_config: Mapping[str, Any] | None) -> Any:
     """The config with ``amp`` settled where the CPU default left it open: bf16 only if it trains faster.
 

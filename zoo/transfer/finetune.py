@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from zoo.checkpoint import LOCAL_DIR, timm_folder_config
-from zoo.errors import DataError, ZooError
+from zoo.errors import ZooError
 from zoo.io import claim_run_dir
 from zoo.registry import model_info
 from zoo.train.scope import restores_process
@@ -269,8 +269,7 @@ def finetune(
     if cached:
         from zoo.transfer.features import head_matches_pre_logits
 
-        sample = _normalised_sample(dataset, prepared, wanted)
-        if sample is not None and not head_matches_pre_logits(prepared.model, sample):
+        if not head_matches_pre_logits(prepared.model, _normalised_sample(dataset, prepared, wanted)):
             cached, reason = False, "this model's forward is not classifier(pre-logits)"
     if not isinstance(data, ImageData) or tuple(dataset.input_size) != wanted:
         # Cached features stream the images past the backbone once and keep none of them.
@@ -319,6 +318,7 @@ def _feature_pass(model: Any, dataset: Any, mean: Any, std: Any, device: Any, cf
                   say: Callable[[str], None]):
     """``((train features, labels), (val features, labels) or None)``, computed once with the chosen engine."""
     from zoo.data.budget import budget_batch_size
+    from zoo.data.dataset import refuse_unreadable
     from zoo.data.transforms import Normalize
     from zoo.transfer.engine import FeatureMeter, PreLogits, choose_engine
     from zoo.transfer.features import extract_split_features
@@ -349,12 +349,7 @@ def _feature_pass(model: Any, dataset: Any, mean: Any, std: Any, device: Any, cf
                                               device=device, progress=progress, engine=engine,
                                               skipped=dataset.skipped))
     say(meter.close() + f", batches of {batch}")
-    train_labels = out[0][1]
-    if len(train_labels) == 0:
-        raise DataError(f"none of the {len(dataset.train)} training images under {str(dataset.root)!r} could be read:"
-                        f" {dataset.skipped.describe()}")
-    if not dataset.multi_label and len(set(train_labels.tolist())) < 2:
-        raise DataError(f"after skipping unreadable files only one class is left under {str(dataset.root)!r}")
+    refuse_unreadable(len(dataset.train), out[0][1], dataset.skipped, dataset.root, multi_label=dataset.multi_label)
     del engine
     import gc
 
@@ -372,6 +367,7 @@ def _real_batch(split: Any, size: Sequence[int], count: int, root: Any = None):
         return split.batch(0, count)
     import torch
 
+    from zoo.data.dataset import refuse_unreadable
     from zoo.data.decode import decode_many
     from zoo.runtime.skips import SkipReport
 
@@ -384,8 +380,7 @@ def _real_batch(split: Any, size: Sequence[int], count: int, root: Any = None):
         if sum(len(f) for f in found) >= count:
             break
     if not found:
-        raise DataError(f"none of the {len(split.paths)} training images under {str(root)!r} could be read:"
-                        f" {skipped.describe()}")
+        refuse_unreadable(len(split.paths), [], skipped, root)
     return torch.cat(found)[:count]
 
 
@@ -466,5 +461,4 @@ def _normalised_sample(dataset: Any, prepared: Prepared, size: Sequence[int]):
     """Four decodable training images at ``size`` (C, H, W), normalised (none decoding is a DataError)."""
     from zoo.data.transforms import Normalize
 
-    images = _real_batch(dataset.train, size, 4, dataset.root)
-    return Normalize(prepared.mean, prepared.std)(images) if len(images) else None
+    return Normalize(prepared.mean, prepared.std)(_real_batch(dataset.train, size, 4, dataset.root))

@@ -98,22 +98,21 @@ def finetune_with_recipe(source: str | None, data: Any, config: Any = None, opti
         raise ZooError(f"--resume continues one stage; resume --recipe {recipe} with 'zoo finetune OUT/last'")
     if budget is None and recipe == "auto":
         budget = AUTO_BUDGET_MINUTES
-    run = _Run(source, data, cfg, options, recipe, budget, ft_lr or FT_LR, ft_epochs, log)
-    run.before_stage_two = before_stage_two
-    return run.go()
+    return _Run(source, data, cfg, options, recipe, budget, ft_lr or FT_LR, ft_epochs, log, before_stage_two).go()
 
 
 class _Run:
     """The two stages of ``lp-ft`` / ``auto`` and the choice between them."""
 
-    def __init__(self, source, data, cfg, options, recipe, budget, ft_lr, ft_epochs, log) -> None:
+    def __init__(self, source, data, cfg, options, recipe, budget, ft_lr, ft_epochs, log,
+                 before_stage_two=None) -> None:
         self.source, self.data, self.cfg, self.options = source, data, cfg, options
         self.recipe, self.budget, self.ft_lr, self.ft_epochs = recipe, budget, ft_lr, ft_epochs
         self.say = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self.out = Path(cfg.out) if cfg.out else None
         self.started = time.perf_counter()
         self.deadline = self.started + 60 * budget if budget is not None else None
-        self.before_stage_two: Callable[[], Any] | None = None
+        self.before_stage_two: Callable[[], Any] | None = before_stage_two
 
     def go(self):
         from zoo.transfer.finetune import finetune
