@@ -140,3 +140,31 @@ def test_a_damaged_cached_backbone_is_exported_again(images):
     assert eng.choose_engine(model, sample_of(images), (3, 32, 32), log=lines.append).name == "onnxruntime"
     assert "cached backbone" in lines[0] and "exporting it again" in lines[0] and path.stat().st_size > 1000
     assert eng.choose_engine(model, sample_of(images), (3, 32, 32)).name == "onnxruntime"
+
+
+def test_lanes_give_the_features_of_one_run_in_file_order(backbone, images, tmp_path):
+    # Two lanes of a one-thread session, cached (a batch cut in parts) or streamed (each lane decodes its
+    # part): the same features as one run, in file order, with an unreadable file skipped in the middle.
+    from PIL import Image
+
+    from zoo.data.dataset import ImageSplit
+    from zoo.runtime.skips import SkipReport
+    from zoo.transfer.features import extract_split_features
+
+    for i, img in enumerate(images):
+        (tmp_path / "a").mkdir(exist_ok=True)
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(tmp_path / "a" / f"{i:02d}.png")
+    (tmp_path / "a" / "05.png").write_bytes(b"broken")
+    engine = eng.choose_engine(backbone, sample_of(images), (3, 32, 32), threads=2)
+    assert engine.name == "onnxruntime" and engine.lanes == 2
+    one = eng.OnnxFeatures(engine.session, engine.input_name, lanes=1)
+    with engine:
+        assert torch.equal(features(backbone, images, engine), features(backbone, images, one))
+        split = ImageSplit(sorted((tmp_path / "a").iterdir()), torch.zeros(10, dtype=torch.long))  # streamed
+        skipped = SkipReport()
+        got, labels = extract_split_features(backbone, split, (3, 32, 32), mean=[0.5] * 3, std=[0.25] * 3,
+                                             batch_size=3, engine=engine, skipped=skipped)
+    kept = [i for i in range(10) if i != 5]
+    want = features(backbone, images[kept], one)
+    assert len(labels) == 9  # the broken file is left out
+    assert torch.allclose(got, want, atol=1e-5, rtol=0)

@@ -105,29 +105,96 @@ def extract_split_features(model: nn.Module, split: Any, input_size: Sequence[in
                            engine: Any = None, skipped: Any = None):
     """``(features, labels)`` of a :class:`zoo.data.ImageSplit`, cached or streamed.
 
-    A split that is not cached is decoded batch by batch (the next batch in
-    threads while this one runs through the engine) and each batch of images
-    is dropped once its features exist, so memory does not grow with the
-    folder. Files that cannot be read by then go into ``skipped``.
+    A split that is not cached is decoded batch by batch and each batch of
+    images is dropped once its features exist, so memory does not grow with
+    the folder: with an engine of several lanes each lane decodes its part
+    and runs it, otherwise the next batch decodes in threads while this one
+    runs. Files that cannot be read by then go into ``skipped``.
     """
+    from zoo.data.transforms import Normalize
+
     if split.images is not None:
         return extract_features(model, split.images, mean=mean, std=std, batch_size=batch_size,
                                 device=device, progress=progress, engine=engine, size=split.size), split.labels
-    from zoo.data.decode import stream_decoded
-
     chunks, kept_all = [], []
     size = (int(input_size[1]), int(input_size[2]))
-    stream = stream_decoded(split.paths, int(input_size[0]), size, chunk=batch_size)
-    for i, (images, kept, bad) in enumerate(stream, 1):
+    lanes = int(getattr(engine, "lanes", 1))
+    stream = (_decoded_in_lanes(split.paths, int(input_size[0]), size, batch_size, engine, _numpy_normalise(mean, std))
+              if lanes > 1 else _decoded_ahead(model, split.paths, int(input_size[0]), size, batch_size,
+                                               mean=mean, std=std, device=device, engine=engine))
+    for done, feats, kept, bad in stream:
         if skipped is not None:
             skipped.update(bad)
         if kept:
-            chunks.append(extract_features(model, images, mean=mean, std=std, batch_size=batch_size, device=device,
-                                           engine=engine))
+            chunks.append(feats)
             kept_all.extend(kept)
-        del images
         if progress is not None:
-            progress(min(len(split), i * batch_size), len(split))
+            progress(min(len(split), done), len(split))
     labels = split.labels[torch.tensor(kept_all, dtype=torch.long)] if kept_all else split.labels[:0]
     width = int(getattr(model, "num_features", 0))
     return (torch.cat(chunks) if chunks else torch.empty(0, width)), labels
+
+
+def _decoded_ahead(model: nn.Module, paths: Sequence[Any], in_chans: int, size: tuple[int, int], batch_size: int,
+                   **extract: Any) -> Iterator[tuple[int, Any, list[int], Any]]:
+    """``(files done, features, kept, skipped)`` per chunk: the next chunk decodes in threads while this one runs."""
+    from zoo.data.decode import stream_decoded
+
+    for i, (images, kept, bad) in enumerate(stream_decoded(paths, in_chans, size, chunk=batch_size), 1):
+        feats = extract_features(model, images, batch_size=batch_size, **extract) if kept else None
+        del images
+        yield i * batch_size, feats, kept, bad
+
+
+def _decoded_in_lanes(paths: Sequence[Any], in_chans: int, size: tuple[int, int], batch_size: int, engine: Any,
+                      normalise: Any) -> Iterator[tuple[int, Any, list[int], Any]]:
+    """``(files done, features, kept, skipped)`` per part, each lane decoding its part and running it.
+
+    The batch is cut into ``engine.lanes`` parts; each lane (a thread) decodes
+    its part with one thread and runs it through the engine's single-threaded
+    session, so every core always has decoding or inference to do, with no
+    thread waiting for another. At most one part per lane is alive at once
+    (features are kept, images are not), in file order.
+    """
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    from zoo.data.decode import decode_many
+
+    lanes = int(engine.lanes)
+    part = max(1, -(-int(batch_size) // lanes))
+
+    def work(start: int):
+        images, kept, bad = decode_many(paths[start:start + part], in_chans, size, threads=1)
+        feats = engine.run_one(normalise(images)) if kept else None  # numpy: no torch threads per lane
+        return min(len(paths), start + part), feats, [start + i for i in kept], bad
+
+    starts = iter(range(0, len(paths), part))
+    with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="zoo-lane") as pool:
+        pending = deque(pool.submit(work, s) for s, _ in zip(starts, range(lanes)))
+        while pending:
+            done = pending.popleft().result()
+            nxt = next(starts, None)
+            if nxt is not None:
+                pending.append(pool.submit(work, nxt))
+            yield done
+
+
+def _numpy_normalise(mean: Sequence[float], std: Sequence[float]):
+    """uint8 (N, C, H, W) -> ``(x / 255 - mean) / std`` float32 in numpy, which keeps to the calling thread.
+
+    The same arithmetic as :class:`zoo.data.transforms.Normalize`; torch's
+    would start its intra-op threads in every lane at once.
+    """
+    import numpy as np
+
+    scale = (1.0 / (255.0 * np.asarray(std, dtype=np.float32))).reshape(1, -1, 1, 1)
+    shift = (-np.asarray(mean, dtype=np.float32) / np.asarray(std, dtype=np.float32)).reshape(1, -1, 1, 1)
+
+    def normalise(images: torch.Tensor) -> torch.Tensor:
+        x = np.ascontiguousarray(images.numpy(), dtype=np.float32)
+        x *= scale
+        x += shift
+        return torch.from_numpy(x)
+
+    return normalise
