@@ -166,5 +166,5 @@ def test_lanes_give_the_features_of_one_run_in_file_order(backbone, images, tmp_
                                              batch_size=3, engine=engine, skipped=skipped)
     kept = [i for i in range(10) if i != 5]
     want = features(backbone, images[kept], one)
-    assert len(labels) == 9  # the broken file is left out
+    assert len(labels) == 9 and skipped.total == 1  # the broken file is left out, and reported
     assert torch.allclose(got, want, atol=1e-5, rtol=0)

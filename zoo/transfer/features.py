@@ -158,6 +158,7 @@ def _decoded_in_lanes(paths: Sequence[Any], in_chans: int, size: tuple[int, int]
     """
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
+    from itertools import islice
 
     from zoo.data.decode import decode_many
 
@@ -171,7 +172,7 @@ def _decoded_in_lanes(paths: Sequence[Any], in_chans: int, size: tuple[int, int]
 
     starts = iter(range(0, len(paths), part))
     with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="zoo-lane") as pool:
-        pending = deque(pool.submit(work, s) for s, _ in zip(starts, range(lanes)))
+        pending = deque(pool.submit(work, s) for s in islice(starts, lanes))  # zip() would eat one more start
         while pending:
             done = pending.popleft().result()
             nxt = next(starts, None)
